@@ -1,0 +1,11 @@
+# MM_SANITIZE="address;undefined" instruments every target.
+foreach(san IN LISTS MM_SANITIZE)
+  if(NOT san MATCHES "^(address|undefined|thread|leak)$")
+    message(FATAL_ERROR "MM_SANITIZE: unknown sanitizer '${san}'")
+  endif()
+  add_compile_options(-fsanitize=${san} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${san})
+endforeach()
+if("undefined" IN_LIST MM_SANITIZE)
+  add_compile_options(-fno-sanitize-recover=undefined)
+endif()

@@ -1,0 +1,69 @@
+// mm-gameserver: a reference game server for matchmaker. It serves the
+// Reservation API on its control port and echoes on its game port.
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <cstdio>
+
+#include "examples/gameserver/control_api.h"
+#include "examples/gameserver/echo.h"
+#include "operator/http/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mm-gameserver: the Reservation API and an echo game port"};
+  std::string address = "0.0.0.0";
+  std::uint16_t control_port = 3000;
+  std::uint16_t game_port = 7777;
+  std::size_t capacity = 3;
+  app.add_option("--address", address, "Address to listen on")
+      ->envname("MM_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--control-port", control_port,
+                 "Reservation API port (0: any free port)")
+      ->envname("MM_CONTROL_PORT")
+      ->capture_default_str();
+  app.add_option("--game-port", game_port, "TCP+UDP echo port (0: any free port)")
+      ->envname("MM_PORT_GAME")
+      ->capture_default_str();
+  app.add_option("--capacity", capacity, "Client slots")
+      ->envname("MM_CAPACITY")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  boost::asio::io_context io;
+  mm::gameserver::ReservationBook book(capacity);
+  mm::gameserver::EchoServer echo(io);
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  mm::http::Server* control_ptr = nullptr;
+  auto shutdown = [&] {
+    if (control_ptr) control_ptr->Stop();
+    echo.Stop();
+    signals.cancel();
+  };
+  mm::gameserver::ControlApi api(book, shutdown);
+  mm::http::Server control(
+      io, mm::http::ServerOptions{.address = address, .port = control_port},
+      [&api](mm::http::Request&& req, mm::http::Reply reply) {
+        reply(api.Handle(req));
+      });
+  control_ptr = &control;
+
+  if (auto err = control.Start()) {
+    std::fprintf(stderr, "mm-gameserver: control port: %s\n", err->c_str());
+    return 1;
+  }
+  if (auto err = echo.Start(address, game_port)) {
+    std::fprintf(stderr, "mm-gameserver: %s\n", err->c_str());
+    return 1;
+  }
+  signals.async_wait([&](auto ec, int) {
+    if (!ec) shutdown();
+  });
+  std::printf("mm-gameserver: control=%u game=%u capacity=%zu\n", control.port(),
+              echo.port(), capacity);
+  std::fflush(stdout);
+  io.run();
+  std::printf("mm-gameserver: bye\n");
+  return 0;
+}

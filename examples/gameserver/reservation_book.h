@@ -1,0 +1,28 @@
+#pragma once
+
+// The slots of one game server: at most `capacity` distinct client ids.
+// Not thread-safe; mm-gameserver drives it from its single io thread.
+
+#include <cstddef>
+#include <string>
+#include <unordered_set>
+
+namespace mm::gameserver {
+
+class ReservationBook {
+ public:
+  explicit ReservationBook(std::size_t capacity) : capacity_(capacity) {}
+
+  // True when `id` holds a slot afterwards: a new slot while any is free,
+  // or the one it already had (idempotent). False: full.
+  bool Reserve(const std::string& id);
+  bool Holds(const std::string& id) const { return ids_.contains(id); }
+  std::size_t size() const { return ids_.size(); }
+  std::size_t capacity() const { return capacity_; }
+
+ private:
+  std::size_t capacity_;
+  std::unordered_set<std::string> ids_;
+};
+
+}  // namespace mm::gameserver

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs exactly what matchmaker needs to build and test, from Debian
+# bookworm's packages. Idempotent; silent when everything is present.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  prometheus-cpp-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to apt-get install (or install the packages above)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

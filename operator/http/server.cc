@@ -1,0 +1,225 @@
+#include "operator/http/server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <set>
+
+namespace mm::http {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+class Session;
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(net::io_context& io, ServerOptions o, Handler h)
+      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(io) {}
+
+  void Accept();
+
+  net::io_context& io;
+  ServerOptions options;
+  Handler handler;
+  tcp::acceptor acceptor;
+  bool stopping = false;
+  std::set<Session*> sessions;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Session() { server_->sessions.erase(this); }
+
+  void Start() {
+    server_->sessions.insert(this);
+    Read();
+  }
+
+  // Called on stop: an idle connection closes now, a busy one after its
+  // response.
+  void Shutdown() {
+    if (!busy_) Close();
+  }
+
+ private:
+  void Read() {
+    if (server_->stopping) return Close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
+    parser_->body_limit(server_->options.body_limit);
+    stream_.expires_after(server_->options.read_timeout);
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          self->OnRead(ec);
+        });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::connection_reset ||
+        ec == net::error::eof) {
+      return Close();
+    }
+    if (ec) {
+      int status = 400;
+      if (ec == bhttp::error::body_limit) status = 413;
+      if (ec == bhttp::error::header_limit) status = 431;
+      Response r = JsonError(status, "bad request: " + ec.message());
+      r.close = true;
+      keep_alive_ = false;
+      return Write(std::move(r));
+    }
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    for (const auto& f : msg) {
+      req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    }
+    req.body = std::move(msg.body());
+    req.remote = remote_;
+    busy_ = true;
+    // The handler owns the deadline of its own work (long-polls may wait).
+    stream_.expires_never();
+    auto replied = std::make_shared<std::atomic<bool>>(false);
+    server_->handler(std::move(req), [self = shared_from_this(),
+                                      replied](Response r) {
+      if (replied->exchange(true)) return;  // a second reply is a bug; ignore
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
+    });
+  }
+
+  void Write(Response r) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(r.status));
+    res->set(bhttp::field::server, "matchmaker");
+    res->set(bhttp::field::content_type, r.content_type);
+    for (auto& h : r.headers) res->set(h.name, h.value);
+    res->body() = std::move(r.body);
+    keep_alive_ = keep_alive_ && !r.close && !server_->stopping;
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    stream_.expires_after(server_->options.write_timeout);
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](beast::error_code ec,
+                                                        std::size_t) {
+                         self->busy_ = false;
+                         if (ec || !self->keep_alive_) return self->Close();
+                         self->Read();
+                       });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Server::Impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string remote_;
+  bool keep_alive_ = false;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+void Server::Impl::Accept() {
+  acceptor.async_accept(
+      net::make_strand(io),
+      [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || self->stopping) return;
+        if (!ec) {
+          if (self->sessions.size() >= self->options.max_connections) {
+            beast::error_code ignored;
+            socket.close(ignored);  // over the cap: refuse, keep serving
+          } else {
+            std::make_shared<Session>(std::move(socket), self)->Start();
+          }
+        }
+        self->Accept();
+      });
+}
+
+Server::Server(net::io_context& io, ServerOptions options, Handler handler)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}
+
+Server::~Server() { Stop(); }
+
+std::optional<std::string> Server::Start() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(impl_->options.address, ec);
+  if (ec) return "invalid listen address '" + impl_->options.address + "'";
+  tcp::endpoint ep(address, impl_->options.port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return "listen on " + impl_->options.address + ":" +
+           std::to_string(impl_->options.port) + ": " + ec.message();
+  }
+  impl_->Accept();
+  return std::nullopt;
+}
+
+std::uint16_t Server::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::Stop() {
+  if (impl_->stopping) return;
+  impl_->stopping = true;
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+  auto sessions = impl_->sessions;  // Shutdown may erase from the set
+  for (auto* s : sessions) static_cast<Session*>(s)->Shutdown();
+}
+
+std::size_t Server::connections() const { return impl_->sessions.size(); }
+
+std::optional<std::pair<std::string, std::uint16_t>> SplitHostPort(
+    std::string_view address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = address.substr(0, colon);
+  std::string_view port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc{} || p != port.data() + port.size() || value > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(std::string(host), static_cast<std::uint16_t>(value));
+}
+
+}  // namespace mm::http

@@ -1,0 +1,41 @@
+// matchmakerd --validate as a user runs it.
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/process.h"
+
+namespace mm::testing {
+namespace {
+
+TEST(Validate, ExamplePoolsAreValid) {
+  auto r = RunCommand({BinPath("matchmakerd"), "--validate", SourcePath("examples/pools")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("serverpool/deathmatch-eu valid"), std::string::npos) << r.out;
+}
+
+TEST(Validate, InvalidFileExitsTwoWithEveryError) {
+  auto r = RunCommand({BinPath("matchmakerd"), "--validate",
+                SourcePath("tests/unit/api/testdata/invalid/two_errors.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("two_errors.yaml:7: spec.warm: must be >= 0 (got -2)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("spec.template.controlPort: must be <= 65535"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 error(s)"), std::string::npos) << r.err;
+}
+
+TEST(Validate, DirectoryWithOneBadFileFails) {
+  auto r = RunCommand({BinPath("matchmakerd"), "--validate",
+                SourcePath("tests/unit/api/testdata/invalid")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("typo.yaml:6: spec.wram: unknown field"), std::string::npos) << r.err;
+}
+
+TEST(Validate, MissingPathFails) {
+  auto r = RunCommand({BinPath("matchmakerd"), "--validate", "/nonexistent/pools.yaml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("/nonexistent/pools.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mm::testing

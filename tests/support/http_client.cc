@@ -1,0 +1,139 @@
+#include "tests/support/http_client.h"
+
+#include <strings.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace mm::testing {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+std::string HttpResult::Header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
+  }
+  return "";
+}
+
+struct HttpConnection::Impl {
+  explicit Impl(std::uint16_t port) : stream(io), port(port) {}
+
+  bool Connect(std::string& error) {
+    if (connected) return true;
+    beast::error_code ec;
+    stream.expires_after(std::chrono::seconds(5));
+    stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    if (ec) {
+      error = "connect: " + ec.message();
+      return false;
+    }
+    connected = true;
+    return true;
+  }
+
+  // Runs io until `done` or the deadline; returns false on timeout.
+  bool RunUntil(bool& done, std::chrono::milliseconds timeout) {
+    io.restart();
+    io.run_for(timeout);
+    return done;
+  }
+
+  HttpResult ReadResponse(std::chrono::milliseconds timeout) {
+    HttpResult result;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    bool done = false;
+    beast::error_code ec;
+    stream.expires_after(timeout);
+    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    if (!RunUntil(done, timeout + std::chrono::seconds(1)) || ec) {
+      result.error = done ? "read: " + ec.message() : "read: timeout";
+      connected = false;
+      stream.close();
+      return result;
+    }
+    auto res = parser.release();
+    result.status = static_cast<int>(res.result_int());
+    result.body = res.body();
+    result.keep_alive = res.keep_alive();
+    for (const auto& f : res) {
+      result.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    }
+    if (!result.keep_alive) {
+      connected = false;
+      stream.close();
+    }
+    return result;
+  }
+
+  bool WriteAll(const std::string& bytes, std::string& error,
+                std::chrono::milliseconds timeout) {
+    bool done = false;
+    beast::error_code ec;
+    stream.expires_after(timeout);
+    net::async_write(stream, net::buffer(bytes), [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    if (!RunUntil(done, timeout + std::chrono::seconds(1)) || ec) {
+      error = "write: " + (done ? ec.message() : std::string("timeout"));
+      connected = false;
+      stream.close();
+      return false;
+    }
+    return true;
+  }
+
+  net::io_context io;
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  std::uint16_t port;
+  bool connected = false;
+};
+
+HttpConnection::HttpConnection(std::uint16_t port) : impl_(new Impl(port)) {}
+HttpConnection::~HttpConnection() = default;
+
+HttpResult HttpConnection::Call(const std::string& method, const std::string& target,
+                                const std::string& body, const Headers& headers,
+                                std::chrono::milliseconds timeout) {
+  HttpResult result;
+  if (!impl_->Connect(result.error)) return result;
+  http::request<http::string_body> req;
+  req.method_string(method);
+  req.target(target);
+  req.version(11);
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  std::ostringstream os;
+  os << req;
+  if (!impl_->WriteAll(os.str(), result.error, timeout)) return result;
+  return impl_->ReadResponse(timeout);
+}
+
+HttpResult HttpConnection::Raw(const std::string& bytes,
+                               std::chrono::milliseconds timeout) {
+  HttpResult result;
+  if (!impl_->Connect(result.error)) return result;
+  if (!impl_->WriteAll(bytes, result.error, timeout)) return result;
+  return impl_->ReadResponse(timeout);
+}
+
+HttpResult HttpCall(std::uint16_t port, const std::string& method,
+                    const std::string& target, const std::string& body,
+                    const Headers& headers, std::chrono::milliseconds timeout) {
+  HttpConnection conn(port);
+  Headers h = headers;
+  h.emplace_back("Connection", "close");
+  return conn.Call(method, target, body, h, timeout);
+}
+
+}  // namespace mm::testing

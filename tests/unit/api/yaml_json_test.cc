@@ -1,0 +1,87 @@
+#include "api/v1alpha1/yaml_json.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace mm::api {
+namespace {
+
+namespace json = boost::json;
+
+json::value One(const std::string& text) {
+  auto r = ParseYaml(text, "t");
+  EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].ToString());
+  EXPECT_EQ(r.documents.size(), 1u);
+  return r.documents.empty() ? json::value() : r.documents[0].value;
+}
+
+TEST(ParseYaml, ResolvesPlainScalarsLikeYaml12Core) {
+  auto v = One("a: 1\nb: -2\nc: 0.5\nd: true\ne: null\nf: ~\ng: hello\nh: '1'\ni: \"true\"\nj: 1e3\nk: 0x1F\nl:\n");
+  EXPECT_EQ(v.at("a"), 1);
+  EXPECT_EQ(v.at("b"), -2);
+  EXPECT_EQ(v.at("c"), 0.5);
+  EXPECT_EQ(v.at("d"), true);
+  EXPECT_TRUE(v.at("e").is_null());
+  EXPECT_TRUE(v.at("f").is_null());
+  EXPECT_EQ(v.at("g"), "hello");
+  EXPECT_EQ(v.at("h"), "1");
+  EXPECT_EQ(v.at("i"), "true");
+  EXPECT_EQ(v.at("j"), 1000.0);
+  EXPECT_EQ(v.at("k"), "0x1F");  // not core-schema int: stays a string
+  EXPECT_TRUE(v.at("l").is_null());
+}
+
+TEST(ParseYaml, RecordsTheLineOfEveryField) {
+  auto r = ParseYaml("a:\n  b:\n    - x\n    - y: 1\n", "t");
+  ASSERT_EQ(r.documents.size(), 1u);
+  const auto& d = r.documents[0];
+  EXPECT_EQ(d.LineOf("a.b[1].y"), 4);
+  EXPECT_EQ(d.LineOf("a.b[0]"), 3);
+  EXPECT_EQ(d.LineOf("a.b[1].missing"), 4);  // nearest ancestor
+}
+
+TEST(ParseYaml, SyntaxErrorGivesTheLine) {
+  auto r = ParseYaml("a: 1\nb: [1, 2\nc: 3\n", "bad.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].source, "bad.yaml");
+  EXPECT_GT(r.errors[0].line, 1);
+  EXPECT_NE(r.errors[0].message.find("invalid YAML"), std::string::npos);
+}
+
+TEST(ParseYaml, AliasBombIsRefused) {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  char prev = 'a';
+  for (char c = 'b'; c <= 'k'; ++c, ++prev) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + prev;
+    bomb += "]\n";
+  }
+  auto r = ParseYaml(bomb, "bomb");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("too large"), std::string::npos);
+}
+
+TEST(ParseYaml, DeepNestingIsRefused) {
+  std::string deep(200, '[');
+  deep += std::string(200, ']');
+  auto r = ParseYaml(deep, "deep");
+  ASSERT_FALSE(r.errors.empty());
+}
+
+TEST(ParseYaml, JsonIsYamlToo) {
+  auto v = One(R"({"a": [1, "two", {"b": null}]})");
+  EXPECT_EQ(v.at("a").at(1), "two");
+}
+
+TEST(ToYaml, StringsThatLookLikeOtherTypesAreQuoted) {
+  json::value v = {{"s", json::array{"true", "1", "null", "", "a: b", "- x", "#c", "0.5", "ok"}},
+                   {"n", 1},
+                   {"d", 2.0},
+                   {"b", false}};
+  auto back = One(ToYaml(v));
+  EXPECT_EQ(back, v);
+}
+
+}  // namespace
+}  // namespace mm::api

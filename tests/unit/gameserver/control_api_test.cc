@@ -1,0 +1,69 @@
+#include "examples/gameserver/control_api.h"
+
+#include <gtest/gtest.h>
+
+namespace mm::gameserver {
+namespace {
+
+http::Request Req(std::string method, std::string path) {
+  http::Request r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.target = r.path;
+  return r;
+}
+
+TEST(ReservationBook, IdempotentUpToCapacity) {
+  ReservationBook book(2);
+  EXPECT_TRUE(book.Reserve("a"));
+  EXPECT_TRUE(book.Reserve("a"));
+  EXPECT_TRUE(book.Reserve("b"));
+  EXPECT_FALSE(book.Reserve("c"));
+  EXPECT_TRUE(book.Reserve("b"));
+  EXPECT_EQ(book.size(), 2u);
+  EXPECT_TRUE(book.Holds("a"));
+  EXPECT_FALSE(book.Holds("c"));
+}
+
+TEST(ControlApi, ReserveThenVerify) {
+  ReservationBook book(1);
+  ControlApi api(book, nullptr);
+  EXPECT_EQ(api.Handle(Req("GET", "/reservation/p1")).status, 404);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/p1")).status, 200);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/p1")).status, 200);
+  EXPECT_EQ(api.Handle(Req("GET", "/reservation/p1")).status, 200);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/p2")).status, 403);
+}
+
+TEST(ControlApi, IdsArePercentDecoded) {
+  ReservationBook book(3);
+  ControlApi api(book, nullptr);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/a%2Fb%20c")).status, 200);
+  EXPECT_TRUE(book.Holds("a/b c"));
+}
+
+TEST(ControlApi, HostileIdsNeverReachClose) {
+  ReservationBook book(3);
+  bool closed = false;
+  ControlApi api(book, [&] { closed = true; });
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/../close")).status, 404);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/..%2Fclose")).status, 200);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/%0A")).status, 400);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/%zz")).status, 400);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/")).status, 400);
+  EXPECT_FALSE(closed);
+  EXPECT_EQ(api.Handle(Req("GET", "/close")).status, 405);
+  EXPECT_FALSE(closed);
+  EXPECT_EQ(api.Handle(Req("POST", "/close")).status, 200);
+  EXPECT_TRUE(closed);
+}
+
+TEST(ControlApi, UnknownRoutesAndMethods) {
+  ReservationBook book(3);
+  ControlApi api(book, nullptr);
+  EXPECT_EQ(api.Handle(Req("GET", "/")).status, 404);
+  EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 405);
+}
+
+}  // namespace
+}  // namespace mm::gameserver
