@@ -1,0 +1,54 @@
+#pragma once
+
+// One instance of a pool as the operator knows it. Plain value; no I/O.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace mm::state {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+// SPEC lifecycle: Starting -> Ready -> Allocated -> Full -> Terminating -> gone.
+// Exited is an instance the backend saw end; the reconciler forgets it.
+enum class InstanceState { kStarting, kReady, kAllocated, kFull, kTerminating, kExited };
+
+std::string_view ToString(InstanceState s);
+std::optional<InstanceState> ParseInstanceState(std::string_view s);
+
+struct Instance {
+  std::string pool;
+  std::string name;           // "<pool>-<suffix>", unique per pool
+  std::string template_hash;  // the template version it runs
+  InstanceState state = InstanceState::kStarting;
+  std::set<std::string> reservations;  // client ids holding a slot
+
+  // Where it runs, filled by the backend.
+  std::string backend_id;  // pid:starttime, container id or service id
+  std::string host;        // address given to clients
+  std::string control_host = "127.0.0.1";
+  int control_port = 0;
+  std::map<std::string, int> ports;  // port name -> port clients use
+
+  TimePoint created{};
+  TimePoint ready_at{};  // zero until Ready
+  TimePoint exited_at{};
+  bool failed = false;  // ended before Ready, or timed out starting
+  std::string message;  // last backend or probe error
+
+  bool busy() const {
+    return state == InstanceState::kAllocated || state == InstanceState::kFull;
+  }
+  bool idle() const {
+    return state == InstanceState::kStarting || state == InstanceState::kReady;
+  }
+  bool operator==(const Instance&) const = default;
+};
+
+}  // namespace mm::state

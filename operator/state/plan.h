@@ -1,0 +1,70 @@
+#pragma once
+
+// PlanReconcile: what to do to move one pool toward its spec. A pure
+// function of (spec, observed instances, now, limits), as Agones'
+// computeReconciliationAction: the loop observes, plans, applies, and
+// requeues at once when the plan was cut short by a per-pass bound.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/v1alpha1/types.h"
+#include "operator/state/instance.h"
+
+namespace mm::state {
+
+struct Limits {
+  int max_creates_per_pass = 16;
+  int max_removals_per_pass = 16;
+  double surge_fraction = 0.25;  // rollout may exceed warm by this (at least 1)
+  std::chrono::milliseconds backoff_base{500};
+  std::chrono::milliseconds backoff_max{60'000};
+  int degraded_after_failures = 3;
+};
+
+// Consecutive start failures of a pool; reset when an instance becomes Ready.
+struct FailureHistory {
+  int consecutive = 0;
+  TimePoint last{};
+  std::string last_message;
+  bool operator==(const FailureHistory&) const = default;
+};
+
+struct PlanInput {
+  const api::ServerPoolSpec* spec = nullptr;
+  std::string template_hash;  // of spec->templ
+  std::vector<const Instance*> instances;
+  TimePoint now{};
+  bool deleting = false;  // the pool was deleted: drain it
+  bool force = false;     // with deleting: busy instances go too
+  FailureHistory failures;
+  Limits limits;
+};
+
+enum class RemovalReason { kScaleDown, kOutdated, kStartTimeout, kPoolDeleted };
+std::string_view ToString(RemovalReason r);
+
+struct Removal {
+  std::string name;
+  RemovalReason reason;
+  bool operator==(const Removal&) const = default;
+};
+
+struct Plan {
+  int create = 0;                   // new instances of the current template
+  std::vector<Removal> remove;      // running instances to stop
+  std::vector<std::string> forget;  // exited instances to drop from state
+  bool partial = false;             // a per-pass bound cut the plan: requeue now
+  std::optional<TimePoint> requeue_at;  // backoff end or next start deadline
+  bool pool_gone = false;           // deleting and no instance left
+  bool backing_off = false;         // creations held back by failure backoff
+};
+
+Plan PlanReconcile(const PlanInput& in);
+
+// Delay before the next creation after `consecutive` failures (0 when none).
+std::chrono::milliseconds Backoff(int consecutive, const Limits& limits);
+
+}  // namespace mm::state

@@ -1,0 +1,194 @@
+#include "operator/state/pool_state.h"
+
+#include <ctime>
+
+#include "api/v1alpha1/codec.h"
+
+namespace mm::state {
+
+std::string_view ToString(InstanceState s) {
+  switch (s) {
+    case InstanceState::kStarting: return "Starting";
+    case InstanceState::kReady: return "Ready";
+    case InstanceState::kAllocated: return "Allocated";
+    case InstanceState::kFull: return "Full";
+    case InstanceState::kTerminating: return "Terminating";
+    case InstanceState::kExited: return "Exited";
+  }
+  return "Unknown";
+}
+
+std::optional<InstanceState> ParseInstanceState(std::string_view s) {
+  for (int i = 0; i <= static_cast<int>(InstanceState::kExited); ++i) {
+    auto st = static_cast<InstanceState>(i);
+    if (ToString(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+PoolState::PoolState(api::ServerPool pool) { SetPool(std::move(pool)); }
+
+void PoolState::SetPool(api::ServerPool pool) {
+  pool_ = std::move(pool);
+  std::string hash = api::TemplateHash(pool_.spec.templ);
+  if (hash != template_hash_) {
+    // The outdated flag in the ready index depends on the hash.
+    for (auto& [name, i] : instances_) Unindex(i);
+    template_hash_ = std::move(hash);
+    for (auto& [name, i] : instances_) Index(i);
+  }
+}
+
+const Instance* PoolState::Find(const std::string& name) const {
+  auto it = instances_.find(name);
+  return it == instances_.end() ? nullptr : &it->second;
+}
+
+void PoolState::Index(const Instance& i) {
+  ++counts_[static_cast<int>(i.state)];
+  if (i.state == InstanceState::kAllocated) {
+    partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
+  } else if (i.state == InstanceState::kReady) {
+    ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
+  }
+  for (const auto& c : i.reservations) clients_[c] = i.name;
+}
+
+void PoolState::Unindex(const Instance& i) {
+  --counts_[static_cast<int>(i.state)];
+  partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
+  ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
+  for (const auto& c : i.reservations) {
+    auto it = clients_.find(c);
+    if (it != clients_.end() && it->second == i.name) clients_.erase(it);
+  }
+}
+
+void PoolState::Upsert(Instance instance) {
+  auto it = instances_.find(instance.name);
+  if (it != instances_.end()) {
+    Unindex(it->second);
+    it->second = std::move(instance);
+    Index(it->second);
+  } else {
+    auto [pos, _] = instances_.emplace(instance.name, std::move(instance));
+    Index(pos->second);
+  }
+}
+
+void PoolState::Erase(const std::string& name) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return;
+  Unindex(it->second);
+  instances_.erase(it);
+}
+
+bool PoolState::SetState(const std::string& name, InstanceState state) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return false;
+  Unindex(it->second);
+  it->second.state = state;
+  Index(it->second);
+  return true;
+}
+
+std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
+  std::vector<const Instance*> out;
+  for (auto it = partial_.begin(); it != partial_.end() && out.size() < max; ++it) {
+    out.push_back(&instances_.at(std::get<1>(*it)));
+  }
+  for (auto it = ready_.begin(); it != ready_.end() && out.size() < max; ++it) {
+    out.push_back(&instances_.at(std::get<2>(*it)));
+  }
+  return out;
+}
+
+bool PoolState::AddReservation(const std::string& name, const std::string& client) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return false;
+  Unindex(it->second);
+  it->second.reservations.insert(client);
+  if (it->second.state == InstanceState::kReady) it->second.state = InstanceState::kAllocated;
+  Index(it->second);
+  return true;
+}
+
+const Instance* PoolState::InstanceOf(const std::string& client) const {
+  auto it = clients_.find(client);
+  return it == clients_.end() ? nullptr : Find(it->second);
+}
+
+std::vector<const Instance*> PoolState::Instances() const {
+  std::vector<const Instance*> out;
+  out.reserve(instances_.size());
+  for (const auto& [name, i] : instances_) out.push_back(&i);
+  std::sort(out.begin(), out.end(),
+            [](const Instance* a, const Instance* b) { return a->name < b->name; });
+  return out;
+}
+
+api::InstanceCounts PoolState::Counts() const {
+  return api::InstanceCounts{Count(InstanceState::kStarting), Count(InstanceState::kReady),
+                             Count(InstanceState::kAllocated), Count(InstanceState::kFull),
+                             Count(InstanceState::kTerminating)};
+}
+
+std::string FormatTime(TimePoint t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+api::ServerPoolStatus ComputeStatus(const PoolState& pool, const Plan& plan,
+                                    const api::ServerPoolStatus& previous,
+                                    TimePoint now, const Limits& limits) {
+  api::ServerPoolStatus s;
+  s.observedGeneration = pool.pool().metadata.generation;
+  s.instances = pool.Counts();
+  const auto& spec = pool.pool().spec;
+  const auto& c = s.instances;
+  int total = c.starting + c.ready + c.allocated + c.full + c.terminating;
+  int outdated = 0;
+  for (const Instance* i : pool.Instances()) {
+    outdated += i->idle() && i->template_hash != pool.template_hash();
+  }
+
+  auto cond = [&](std::string type, bool status, std::string reason, std::string message) {
+    api::Condition out{type, status ? "True" : "False", std::move(reason), std::move(message), ""};
+    out.lastTransitionTime = FormatTime(now);
+    for (const auto& p : previous.conditions) {
+      if (p.type == out.type && p.status == out.status) out.lastTransitionTime = p.lastTransitionTime;
+    }
+    s.conditions.push_back(std::move(out));
+  };
+  std::string warm = std::to_string(c.ready) + "/" + std::to_string(spec.warm) + " warm";
+  if (pool.deleting) {
+    cond("Ready", false, "Deleting", "draining " + std::to_string(total) + " instance(s)");
+  } else if (c.ready >= spec.warm) {
+    cond("Ready", true, "WarmPoolFull", warm);
+  } else if (total >= spec.maxInstances) {
+    cond("Ready", true, "AtMaxInstances", warm + ", maxInstances reached");
+  } else {
+    cond("Ready", false, "WarmingUp", warm);
+  }
+  if (plan.partial || plan.create > 0 || c.starting > 0 || outdated > 0 || c.terminating > 0) {
+    std::string reason = outdated > 0 ? "RollingOut" : c.terminating > 0 ? "ScalingDown" : "ScalingUp";
+    cond("Progressing", true, reason,
+         std::to_string(c.starting) + " starting, " + std::to_string(outdated) + " outdated");
+  } else {
+    cond("Progressing", false, "Stable", "");
+  }
+  if (pool.failures.consecutive >= limits.degraded_after_failures) {
+    cond("Degraded", true, "StartFailures",
+         std::to_string(pool.failures.consecutive) + " consecutive start failures; last: " +
+             pool.failures.last_message);
+  } else {
+    cond("Degraded", false, "", "");
+  }
+  return s;
+}
+
+}  // namespace mm::state

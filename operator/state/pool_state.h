@@ -1,0 +1,76 @@
+#pragma once
+
+// Everything the operator knows about one pool: its spec, its instances,
+// and the indexes that keep allocation O(log n) with no scan over the pool.
+// Not thread-safe: exactly one owner (matchmakerd's io thread) mutates it.
+
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "api/v1alpha1/types.h"
+#include "operator/state/instance.h"
+#include "operator/state/plan.h"
+
+namespace mm::state {
+
+class PoolState {
+ public:
+  explicit PoolState(api::ServerPool pool);
+
+  const api::ServerPool& pool() const { return pool_; }
+  const std::string& name() const { return pool_.metadata.name; }
+  const std::string& template_hash() const { return template_hash_; }
+  // A new spec (apply). Instances keep their template hash; the planner
+  // rolls the outdated idle ones.
+  void SetPool(api::ServerPool pool);
+
+  const Instance* Find(const std::string& name) const;
+  // Inserts or replaces by name, keeping every index true.
+  void Upsert(Instance instance);
+  void Erase(const std::string& name);
+  bool SetState(const std::string& name, InstanceState state);
+
+  // Allocation order: Allocated instances most filled first (pack players),
+  // then Ready ones (current template first, longest Ready first).
+  std::vector<const Instance*> Candidates(std::size_t max) const;
+  // Records a slot held by `client`; a Ready instance becomes Allocated.
+  bool AddReservation(const std::string& name, const std::string& client);
+  // The instance `client` holds a slot on, if any.
+  const Instance* InstanceOf(const std::string& client) const;
+
+  std::vector<const Instance*> Instances() const;
+  std::size_t size() const { return instances_.size(); }
+  api::InstanceCounts Counts() const;
+  int Count(InstanceState s) const { return counts_[static_cast<int>(s)]; }
+
+  FailureHistory failures;
+  bool deleting = false;
+  bool force_delete = false;
+
+ private:
+  void Index(const Instance& i);
+  void Unindex(const Instance& i);
+
+  api::ServerPool pool_;
+  std::string template_hash_;
+  std::unordered_map<std::string, Instance> instances_;
+  std::set<std::tuple<int, std::string>> partial_;  // (-reservations, name)
+  std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
+  std::unordered_map<std::string, std::string> clients_;  // client -> instance
+  int counts_[6] = {};
+};
+
+// Status as SPEC.md defines it, derived from state: counts by state,
+// observedGeneration, and Ready / Progressing / Degraded conditions. A
+// condition keeps its lastTransitionTime from `previous` while its status
+// does not change.
+api::ServerPoolStatus ComputeStatus(const PoolState& pool, const Plan& plan,
+                                    const api::ServerPoolStatus& previous,
+                                    TimePoint now, const Limits& limits);
+
+std::string FormatTime(TimePoint t);  // RFC 3339, UTC, seconds
+
+}  // namespace mm::state

@@ -1,0 +1,120 @@
+#include "operator/state/pool_state.h"
+
+#include <gtest/gtest.h>
+
+namespace mm::state {
+namespace {
+
+using namespace std::chrono_literals;
+using S = InstanceState;
+const TimePoint kT0 = TimePoint{} + 1000h;
+
+api::ServerPool Pool(int warm = 2) {
+  api::ServerPool p;
+  p.metadata.name = "eu";
+  p.metadata.generation = 3;
+  p.spec.warm = warm;
+  p.spec.maxInstances = 10;
+  p.spec.templ.command = {"x"};
+  p.spec.templ.ports = {{"game", 7777, "udp"}};
+  return p;
+}
+
+Instance Inst(const PoolState& ps, std::string name, S state, TimePoint ready_at = kT0) {
+  Instance i;
+  i.pool = ps.name();
+  i.name = std::move(name);
+  i.state = state;
+  i.template_hash = ps.template_hash();
+  i.ready_at = ready_at;
+  return i;
+}
+
+std::vector<std::string> Names(const std::vector<const Instance*>& v) {
+  std::vector<std::string> out;
+  for (auto* i : v) out.push_back(i->name);
+  return out;
+}
+
+TEST(PoolState, CandidatesPackPlayersThenLongestReady) {
+  PoolState ps(Pool());
+  ps.Upsert(Inst(ps, "r-late", S::kReady, kT0 + 5s));
+  ps.Upsert(Inst(ps, "r-early", S::kReady, kT0));
+  ps.Upsert(Inst(ps, "a1", S::kReady));
+  ps.Upsert(Inst(ps, "a2", S::kReady));
+  ps.Upsert(Inst(ps, "full", S::kFull));
+  ps.Upsert(Inst(ps, "starting", S::kStarting));
+  ASSERT_TRUE(ps.AddReservation("a1", "c1"));
+  ASSERT_TRUE(ps.AddReservation("a2", "c2"));
+  ASSERT_TRUE(ps.AddReservation("a2", "c3"));
+  EXPECT_EQ(Names(ps.Candidates(10)),
+            (std::vector<std::string>{"a2", "a1", "r-early", "r-late"}));
+  EXPECT_EQ(Names(ps.Candidates(1)), (std::vector<std::string>{"a2"}));
+}
+
+TEST(PoolState, OutdatedReadyInstancesComeLast) {
+  PoolState ps(Pool());
+  ps.Upsert(Inst(ps, "old", S::kReady, kT0));
+  auto p = Pool();
+  p.spec.templ.args = {"--v2"};
+  ps.SetPool(p);
+  ps.Upsert(Inst(ps, "new", S::kReady, kT0 + 10s));
+  EXPECT_EQ(Names(ps.Candidates(10)), (std::vector<std::string>{"new", "old"}));
+}
+
+TEST(PoolState, CountsAndClientIndexFollowEveryChange) {
+  PoolState ps(Pool());
+  ps.Upsert(Inst(ps, "a", S::kStarting));
+  ps.Upsert(Inst(ps, "b", S::kReady));
+  EXPECT_EQ(ps.Counts(), (api::InstanceCounts{1, 1, 0, 0, 0}));
+  ps.SetState("a", S::kReady);
+  ps.AddReservation("b", "alice");
+  EXPECT_EQ(ps.Counts(), (api::InstanceCounts{0, 1, 1, 0, 0}));
+  ASSERT_NE(ps.InstanceOf("alice"), nullptr);
+  EXPECT_EQ(ps.InstanceOf("alice")->name, "b");
+  ps.SetState("b", S::kFull);
+  EXPECT_EQ(ps.Counts(), (api::InstanceCounts{0, 1, 0, 1, 0}));
+  EXPECT_EQ(Names(ps.Candidates(10)), (std::vector<std::string>{"a"}));
+  ps.Erase("b");
+  EXPECT_EQ(ps.InstanceOf("alice"), nullptr);
+  EXPECT_EQ(ps.Counts(), (api::InstanceCounts{0, 1, 0, 0, 0}));
+  EXPECT_EQ(ps.size(), 1u);
+}
+
+TEST(ComputeStatus, ConditionsFollowState) {
+  PoolState ps(Pool(2));
+  Limits limits;
+  Plan plan;
+  plan.create = 2;
+  auto s = ComputeStatus(ps, plan, {}, kT0, limits);
+  EXPECT_EQ(s.observedGeneration, 3);
+  ASSERT_EQ(s.conditions.size(), 3u);
+  EXPECT_EQ(s.conditions[0].type, "Ready");
+  EXPECT_EQ(s.conditions[0].status, "False");
+  EXPECT_EQ(s.conditions[0].reason, "WarmingUp");
+  EXPECT_EQ(s.conditions[1].status, "True");  // Progressing
+  EXPECT_EQ(s.conditions[2].status, "False");  // Degraded
+
+  ps.Upsert(Inst(ps, "a", S::kReady));
+  ps.Upsert(Inst(ps, "b", S::kReady));
+  auto s2 = ComputeStatus(ps, Plan{}, s, kT0 + 5s, limits);
+  EXPECT_EQ(s2.conditions[0].status, "True");
+  EXPECT_EQ(s2.conditions[0].reason, "WarmPoolFull");
+  EXPECT_EQ(s2.conditions[0].lastTransitionTime, FormatTime(kT0 + 5s));
+  EXPECT_EQ(s2.conditions[1].reason, "Stable");
+  // Degraded keeps its transition time while it stays False.
+  EXPECT_EQ(s2.conditions[2].lastTransitionTime, FormatTime(kT0));
+
+  ps.failures = {3, kT0, "exited with code 1"};
+  auto s3 = ComputeStatus(ps, Plan{}, s2, kT0 + 6s, limits);
+  EXPECT_EQ(s3.conditions[2].status, "True");
+  EXPECT_EQ(s3.conditions[2].reason, "StartFailures");
+  EXPECT_NE(s3.conditions[2].message.find("exited with code 1"), std::string::npos);
+}
+
+TEST(FormatTime, Rfc3339Utc) {
+  EXPECT_EQ(FormatTime(TimePoint{} + 86400s + 61s), "1970-01-02T00:01:01Z");
+}
+
+}  // namespace
+}  // namespace mm::state
