@@ -183,11 +183,13 @@ void Emit(YAML::Emitter& out, const json::value& v) {
       break;
     }
     case json::kind::array:
+      if (v.get_array().empty()) out << YAML::Flow;
       out << YAML::BeginSeq;
       for (const auto& item : v.get_array()) Emit(out, item);
       out << YAML::EndSeq;
       break;
     case json::kind::object:
+      if (v.get_object().empty()) out << YAML::Flow;
       out << YAML::BeginMap;
       for (const auto& kv : v.get_object()) {
         out << YAML::Key;

@@ -1,9 +1,25 @@
-// matchmakerd: the matchmaker operator daemon.
+// matchmakerd: the matchmaker operator daemon. Wires the components; all
+// logic lives in the libraries.
+
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "api/v1alpha1/decode.h"
+#include "operator/backend/process_backend.h"
+#include "operator/http/admin_api.h"
+#include "operator/http/server.h"
+#include "operator/metrics/metrics.h"
+#include "operator/reconcile/controller.h"
+#include "operator/store/store.h"
+
+#ifndef MM_VERSION
+#define MM_VERSION "dev"
+#endif
 
 namespace {
 
@@ -18,28 +34,159 @@ int Validate(const std::string& path) {
   return 0;
 }
 
-}  // namespace
+std::optional<std::string> ReadSecret(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string v = s.str();
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
+  return v;
+}
 
-int main(int argc, char** argv) {
-  CLI::App app{"matchmakerd: keeps pools of game servers warm and hands them to players"};
+struct Flags {
   std::string validate;
   std::string backend = "process";
   std::string pools;
   std::string data_dir = "./.matchmaker";
-  app.add_option("--validate", validate,
-                 "Check pool files (a file or directory) offline and exit: 0 valid, 2 errors");
-  app.add_option("--backend", backend, "process|docker|swarm")
-      ->envname("MM_BACKEND")
-      ->check(CLI::IsMember({"process", "docker", "swarm"}))
-      ->capture_default_str();
-  app.add_option("--pools", pools, "File or directory of pool YAML applied at start")
-      ->envname("MM_POOLS");
-  app.add_option("--data-dir", data_dir, "State directory")
-      ->envname("MM_DATA_DIR")
-      ->capture_default_str();
+  std::string docker_host;
+  std::string listen = "0.0.0.0:3000";
+  std::string admin_listen = "127.0.0.1:3001";
+  std::string public_address = "127.0.0.1";
+  std::string auth = "header";
+  std::string jwt_secret_file;
+  std::string jwt_public_key_file;
+  std::string admin_token_file;
+  std::string log_format = "text";
+  std::string log_level = "info";
+  int stop_grace_ms = 5000;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"matchmakerd: keeps pools of game servers warm and hands them to players"};
+  Flags f;
+  app.add_option("--validate", f.validate, "Check pool files (a file or directory) offline and exit: 0 valid, 2 errors");
+  app.add_option("--backend", f.backend, "Where instances run: process|docker|swarm")
+      ->envname("MM_BACKEND")->check(CLI::IsMember({"process", "docker", "swarm"}))->capture_default_str();
+  app.add_option("--pools", f.pools, "File or directory of pool YAML applied at start")->envname("MM_POOLS");
+  app.add_option("--data-dir", f.data_dir, "State directory (journal, logs)")->envname("MM_DATA_DIR")->capture_default_str();
+  app.add_option("--docker-host", f.docker_host, "Docker Engine URL (default: DOCKER_HOST or the unix socket)")
+      ->envname("MM_DOCKER_HOST");
+  app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
+  app.add_option("--admin-listen", f.admin_listen, "Admin API, /metrics, /healthz, /readyz address")
+      ->envname("MM_ADMIN_LISTEN")->capture_default_str();
+  app.add_option("--public-address", f.public_address, "Host given to clients")
+      ->envname("MM_PUBLIC_ADDRESS")->capture_default_str();
+  app.add_option("--auth", f.auth, "Client authentication: header|jwt")
+      ->envname("MM_AUTH")->check(CLI::IsMember({"header", "jwt"}))->capture_default_str();
+  app.add_option("--jwt-secret-file", f.jwt_secret_file, "HS256 secret (with --auth jwt)")->envname("MM_JWT_SECRET_FILE");
+  app.add_option("--jwt-public-key-file", f.jwt_public_key_file, "RS256/ES256 public key (with --auth jwt)")
+      ->envname("MM_JWT_PUBLIC_KEY_FILE");
+  app.add_option("--admin-token-file", f.admin_token_file, "When set, /apis/ needs Authorization: Bearer <token>")
+      ->envname("MM_ADMIN_TOKEN_FILE");
+  app.add_option("--log-format", f.log_format, "text|json")
+      ->envname("MM_LOG_FORMAT")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_option("--log-level", f.log_level, "trace|debug|info|warn|error")
+      ->envname("MM_LOG_LEVEL")->capture_default_str();
+  app.add_option("--stop-grace-ms", f.stop_grace_ms, "SIGTERM to SIGKILL grace for instances")
+      ->envname("MM_STOP_GRACE_MS")->capture_default_str();
+  app.set_version_flag("--version", MM_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  if (!validate.empty()) return Validate(validate);
-  std::fprintf(stderr, "matchmakerd: the daemon is not built yet; only --validate works\n");
-  return 1;
+  if (!f.validate.empty()) return Validate(f.validate);
+
+  if (f.log_format == "json") {
+    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
+  spdlog::set_level(spdlog::level::from_str(f.log_level));
+
+  if (f.backend != "process") {
+    std::fprintf(stderr, "matchmakerd: --backend %s is not available in this build yet; use process\n",
+                 f.backend.c_str());
+    return 2;
+  }
+  if (f.auth == "jwt") {
+    std::fprintf(stderr, "matchmakerd: --auth jwt is not available in this build yet\n");
+    return 2;
+  }
+  std::vector<mm::api::ServerPool> initial;
+  if (!f.pools.empty()) {
+    auto decoded = mm::api::DecodePath(f.pools);
+    for (const auto& e : decoded.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    if (!decoded.ok()) {
+      std::fprintf(stderr, "matchmakerd: --pools %s: %zu error(s); nothing started\n", f.pools.c_str(),
+                   decoded.errors.size());
+      return 2;
+    }
+    initial = std::move(decoded.pools);
+  }
+  std::optional<std::string> token;
+  if (!f.admin_token_file.empty()) {
+    token = ReadSecret(f.admin_token_file);
+    if (!token || token->empty()) {
+      std::fprintf(stderr, "matchmakerd: cannot read a token from %s\n", f.admin_token_file.c_str());
+      return 2;
+    }
+  }
+  auto admin_addr = mm::http::SplitHostPort(f.admin_listen);
+  if (!admin_addr) {
+    std::fprintf(stderr, "matchmakerd: --admin-listen %s: expected HOST:PORT\n", f.admin_listen.c_str());
+    return 2;
+  }
+
+  boost::asio::io_context io;
+  std::unique_ptr<mm::store::Store> store;
+  try {
+    store = std::make_unique<mm::store::Store>(f.data_dir + "/state");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "matchmakerd: %s\n", e.what());
+    return 1;
+  }
+  if (store->report().truncated_bytes) {
+    spdlog::warn("journal: dropped {} byte(s) of torn tail: {}", store->report().truncated_bytes,
+                 store->report().detail);
+  }
+  mm::metrics::Metrics metrics(MM_VERSION);
+  mm::backend::ProcessBackend backend(
+      io, {.data_dir = f.data_dir, .public_address = f.public_address,
+           .grace = std::chrono::milliseconds(f.stop_grace_ms)});
+  mm::reconcile::Controller controller(io, *store, backend, &metrics);
+  mm::http::AdminApi admin(controller, metrics, token);
+  mm::http::Server admin_server(io, {.address = admin_addr->first, .port = admin_addr->second},
+                                [&admin](mm::http::Request&& req, mm::http::Reply reply) {
+                                  admin.Handle(std::move(req), std::move(reply));
+                                });
+  if (auto err = admin_server.Start()) {
+    std::fprintf(stderr, "matchmakerd: admin API: %s\n", err->c_str());
+    return 1;
+  }
+  controller.Start();
+  for (auto& pool : initial) {
+    controller.Apply(pool, [](mm::reconcile::ApplyOutcome, mm::api::ServerPool p, std::string error) {
+      if (!error.empty()) spdlog::error("--pools: {}: {}", p.metadata.name, error);
+    });
+  }
+
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](auto ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping (instances keep running)", sig);
+    admin_server.Stop();
+    controller.Stop();
+    // Let in-flight responses go out, then stop.
+    auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(200));
+    timer->async_wait([&io, timer](auto) { io.stop(); });
+  });
+  spdlog::info("matchmakerd {} backend={} admin={}:{} data-dir={}", MM_VERSION, f.backend, admin_addr->first,
+               admin_server.port(), f.data_dir);
+  std::printf("matchmakerd: admin=%s:%u\n", admin_addr->first.c_str(), admin_server.port());
+  std::fflush(stdout);
+  io.run();
+  store->Flush();
+  spdlog::info("stopped");
+  return 0;
 }

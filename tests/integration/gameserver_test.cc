@@ -10,10 +10,12 @@
 #include <atomic>
 #include <thread>
 
-#include "tests/support/http_client.h"
+#include "operator/http/blocking_client.h"
 #include "tests/support/process.h"
 
 namespace mm::testing {
+using http::HttpCall;
+using http::HttpConnection;
 namespace {
 
 using namespace std::chrono_literals;

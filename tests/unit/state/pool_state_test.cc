@@ -118,3 +118,32 @@ TEST(FormatTime, Rfc3339Utc) {
 
 }  // namespace
 }  // namespace mm::state
+
+#include "operator/state/instance_codec.h"
+
+namespace mm::state {
+namespace {
+
+TEST(InstanceCodec, RoundTripIsExact) {
+  Instance i;
+  i.pool = "eu";
+  i.name = "eu-ab12c";
+  i.template_hash = "0123456789";
+  i.state = InstanceState::kAllocated;
+  i.reservations = {"alice", "b/../c"};
+  i.backend_id = "1234:5678";
+  i.host = "127.0.0.1";
+  i.control_port = 40000;
+  i.ports = {{"game", 40001}};
+  i.created = kT0;
+  i.ready_at = kT0 + 1500ms;
+  i.failed = true;
+  i.message = "x";
+  auto back = InstanceFromJson(ToJson(i));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, i);
+  EXPECT_FALSE(InstanceFromJson(boost::json::value{{"pool", "x"}}));
+}
+
+}  // namespace
+}  // namespace mm::state

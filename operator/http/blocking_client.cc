@@ -1,15 +1,16 @@
-#include "tests/support/http_client.h"
+#include "operator/http/blocking_client.h"
 
 #include <strings.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <sstream>
 
-namespace mm::testing {
+namespace mm::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 
 std::string HttpResult::Header(const std::string& name) const {
   for (const auto& [k, v] : headers) {
@@ -19,13 +20,23 @@ std::string HttpResult::Header(const std::string& name) const {
 }
 
 struct HttpConnection::Impl {
-  explicit Impl(std::uint16_t port) : stream(io), port(port) {}
+  Impl(std::string host, std::uint16_t port) : stream(io), host(std::move(host)), port(port) {}
 
   bool Connect(std::string& error) {
     if (connected) return true;
     beast::error_code ec;
     stream.expires_after(std::chrono::seconds(5));
-    stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    auto addr = net::ip::make_address(host, ec);
+    if (ec) {
+      net::ip::tcp::resolver resolver(io);
+      auto results = resolver.resolve(host, std::to_string(port), ec);
+      if (ec || results.empty()) {
+        error = "resolve " + host + ": " + ec.message();
+        return false;
+      }
+      addr = results.begin()->endpoint().address();
+    }
+    stream.connect(net::ip::tcp::endpoint(addr, port), ec);
     if (ec) {
       error = "connect: " + ec.message();
       return false;
@@ -43,12 +54,12 @@ struct HttpConnection::Impl {
 
   HttpResult ReadResponse(std::chrono::milliseconds timeout) {
     HttpResult result;
-    http::response_parser<http::string_body> parser;
+    bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
     bool done = false;
     beast::error_code ec;
     stream.expires_after(timeout);
-    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) {
+    bhttp::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) {
       ec = e;
       done = true;
     });
@@ -93,11 +104,13 @@ struct HttpConnection::Impl {
   net::io_context io;
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
+  std::string host;
   std::uint16_t port;
   bool connected = false;
 };
 
-HttpConnection::HttpConnection(std::uint16_t port) : impl_(new Impl(port)) {}
+HttpConnection::HttpConnection(std::string host, std::uint16_t port)
+    : impl_(new Impl(std::move(host), port)) {}
 HttpConnection::~HttpConnection() = default;
 
 HttpResult HttpConnection::Call(const std::string& method, const std::string& target,
@@ -105,11 +118,11 @@ HttpResult HttpConnection::Call(const std::string& method, const std::string& ta
                                 std::chrono::milliseconds timeout) {
   HttpResult result;
   if (!impl_->Connect(result.error)) return result;
-  http::request<http::string_body> req;
+  bhttp::request<bhttp::string_body> req;
   req.method_string(method);
   req.target(target);
   req.version(11);
-  req.set(http::field::host, "127.0.0.1");
+  req.set(bhttp::field::host, impl_->host);
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   req.prepare_payload();
@@ -136,4 +149,4 @@ HttpResult HttpCall(std::uint16_t port, const std::string& method,
   return conn.Call(method, target, body, h, timeout);
 }
 
-}  // namespace mm::testing
+}  // namespace mm::http

@@ -1,7 +1,8 @@
 #pragma once
 
-// A blocking HTTP/1.1 client for tests, to 127.0.0.1 only, with a deadline
-// on every call. HttpConnection keeps one connection open (keep-alive).
+// A blocking HTTP/1.1 client for mmctl and tests, with a deadline on every
+// call. HttpConnection keeps one connection open (keep-alive). Not
+// thread-safe: one connection per thread.
 
 #include <chrono>
 #include <cstdint>
@@ -10,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace mm::testing {
+namespace mm::http {
 
 struct HttpResult {
   int status = 0;  // 0: transport error (see error)
@@ -25,7 +26,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 class HttpConnection {
  public:
-  explicit HttpConnection(std::uint16_t port);
+  // `host` is an IP address or a name to resolve ("localhost").
+  HttpConnection(std::string host, std::uint16_t port);
+  explicit HttpConnection(std::uint16_t port) : HttpConnection("127.0.0.1", port) {}
   ~HttpConnection();
   HttpResult Call(const std::string& method, const std::string& target,
                   const std::string& body = "", const Headers& headers = {},
@@ -39,10 +42,10 @@ class HttpConnection {
   std::unique_ptr<Impl> impl_;
 };
 
-// One request on a fresh connection.
+// One request on a fresh connection to 127.0.0.1.
 HttpResult HttpCall(std::uint16_t port, const std::string& method,
                     const std::string& target, const std::string& body = "",
                     const Headers& headers = {},
                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-}  // namespace mm::testing
+}  // namespace mm::http

@@ -1,0 +1,63 @@
+#pragma once
+
+// Backend: where instances run (process | docker | swarm). Every call is
+// made on, and every callback delivered on, the operator's io thread.
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "api/v1alpha1/types.h"
+#include "operator/state/instance.h"
+
+namespace mm::backend {
+
+struct InstanceSpec {
+  std::string pool;
+  std::string name;
+  std::string template_hash;
+  api::Template templ;
+};
+
+// Where a created instance runs.
+struct Placement {
+  std::string backend_id;
+  std::string host;          // address for clients
+  std::string control_host;  // address the operator probes
+  int control_port = 0;
+  std::map<std::string, int> ports;  // port name -> client-facing port
+};
+
+struct ExitEvent {
+  std::string pool;
+  std::string name;
+  int exit_code = 0;      // 128+N when killed by signal N
+  std::string message;    // "exited with code 1", "killed by signal 9"
+};
+
+using CreateResult = std::variant<Placement, std::string /*error*/>;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // Starts an instance. `done` runs once, with where it runs or why not.
+  virtual void Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) = 0;
+  // Stops an instance: graceful first, forced after a grace period. Its end
+  // is reported through the exit handler.
+  virtual void Remove(const state::Instance& instance) = 0;
+  // After a restart: `known` are the recorded instances. Returns those still
+  // running (with fresh placement); reports the others as exited; stops any
+  // object of ours no record names (orphans). Never touches objects that
+  // are not ours.
+  virtual std::map<std::string, Placement> Adopt(const std::vector<const state::Instance*>& known) = 0;
+  virtual void OnExit(std::function<void(ExitEvent)> handler) = 0;
+  // False while the engine cannot be reached (for /readyz).
+  virtual bool Available() const { return true; }
+};
+
+}  // namespace mm::backend

@@ -1,0 +1,145 @@
+#include "operator/http/admin_api.h"
+
+#include <boost/json.hpp>
+
+#include "api/v1alpha1/codec.h"
+#include "api/v1alpha1/decode.h"
+#include "operator/metrics/metrics.h"
+#include "operator/reconcile/controller.h"
+#include "operator/state/instance_codec.h"
+
+namespace mm::http {
+namespace json = boost::json;
+namespace {
+
+Response Json(int status, const json::value& v) {
+  return Response{.status = status, .content_type = "application/json", .body = json::serialize(v) + "\n"};
+}
+
+// Kubernetes' 422: every field error, and the first ones in the message.
+Response Invalid(const std::vector<api::FieldError>& errors) {
+  json::array list;
+  std::string message;
+  for (const auto& e : errors) {
+    list.emplace_back(e.ToString());
+    if (message.size() < 400) message += (message.empty() ? "" : "; ") + e.ToString();
+  }
+  return Json(422, json::object{{"message", "invalid ServerPool: " + message}, {"errors", std::move(list)}});
+}
+
+bool ConstantTimeEqual(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+json::value ListOf(const std::vector<api::ServerPool>& pools) {
+  json::array items;
+  for (const auto& p : pools) items.push_back(api::ToJson(p));
+  return json::object{{"apiVersion", api::kApiVersion}, {"kind", "ServerPoolList"}, {"items", std::move(items)}};
+}
+
+}  // namespace
+
+AdminApi::AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
+                   std::function<std::optional<std::string>()> not_ready)
+    : controller_(controller), metrics_(metrics), token_(std::move(token)), not_ready_(std::move(not_ready)) {}
+
+void AdminApi::Handle(Request&& req, Reply reply) {
+  if (req.path == "/healthz") return reply(Response{.body = "ok\n"});
+  if (req.path == "/readyz") {
+    if (!controller_.started()) return reply(Response{.status = 503, .body = "recovering\n"});
+    if (not_ready_) {
+      if (auto why = not_ready_()) return reply(Response{.status = 503, .body = *why + "\n"});
+    }
+    return reply(Response{.body = "ok\n"});
+  }
+  if (req.path == "/metrics") {
+    return reply(Response{.content_type = "text/plain; version=0.0.4; charset=utf-8", .body = metrics_.Serialize()});
+  }
+  if (req.path == kPoolsPath || req.path.starts_with(std::string(kPoolsPath) + "/")) {
+    if (token_) {
+      const std::string* auth = req.Find("Authorization");
+      if (!auth || !auth->starts_with("Bearer ") || !ConstantTimeEqual(auth->substr(7), *token_)) {
+        return reply(JsonError(401, "Unauthorized: a valid bearer token is required"));
+      }
+    }
+    return Pools(std::move(req), std::move(reply));
+  }
+  reply(JsonError(404, "the server could not find the requested resource"));
+}
+
+void AdminApi::Pools(Request&& req, Reply reply) {
+  std::string rest = req.path.substr(std::string_view(kPoolsPath).size());
+  if (!rest.empty()) rest = rest.substr(1);  // drop '/'
+  auto slash = rest.find('/');
+  std::string name = rest.substr(0, slash);
+  std::string sub = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  const std::string& m = req.method;
+
+  if (name.empty()) {
+    if (m == "GET") return reply(Json(200, ListOf(controller_.List())));
+    if (m != "POST") return reply(JsonError(405, "method " + m + " not allowed"));
+  } else if (!sub.empty()) {
+    if (m != "GET") return reply(JsonError(405, "method " + m + " not allowed"));
+    if (sub == "instances") {
+      auto list = controller_.Instances(name);
+      if (!list) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+      json::array items;
+      for (const auto& i : *list) items.push_back(state::ToJson(i));
+      return reply(Json(200, json::object{{"kind", "InstanceList"}, {"items", std::move(items)}}));
+    }
+    if (sub == "events") {
+      if (!controller_.Get(name)) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+      json::array items;
+      for (const auto& e : controller_.Events(name)) {
+        items.push_back(json::object{{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
+      }
+      return reply(Json(200, json::object{{"kind", "EventList"}, {"items", std::move(items)}}));
+    }
+    return reply(JsonError(404, "the server could not find the requested resource"));
+  } else if (m == "GET") {
+    auto pool = controller_.Get(name);
+    if (!pool) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+    return reply(Json(200, api::ToJson(*pool)));
+  } else if (m == "DELETE") {
+    bool force = false;
+    for (const auto& [k, v] : ParseQuery(req.query)) {
+      if (k == "force") force = v.empty() || v == "true" || v == "1";
+    }
+    return controller_.Delete(name, force, [reply](std::optional<api::ServerPool> p, std::string error) {
+      if (!p) return reply(JsonError(error.starts_with("store") ? 500 : 404, error));
+      reply(Json(200, api::ToJson(*p)));
+    });
+  } else if (m != "PUT") {
+    return reply(JsonError(405, "method " + m + " not allowed"));
+  }
+
+  // PUT /serverpools/{name} or POST /serverpools: body is YAML or JSON.
+  auto decoded = api::DecodePools(req.body, "request body");
+  if (!decoded.ok()) return reply(Invalid(decoded.errors));
+  if (decoded.pools.size() != 1) {
+    return reply(JsonError(400, "the body must hold exactly one ServerPool, found " +
+                                    std::to_string(decoded.pools.size())));
+  }
+  api::ServerPool pool = std::move(decoded.pools[0]);
+  if (!name.empty() && pool.metadata.name != name) {
+    return reply(JsonError(400, "metadata.name \"" + pool.metadata.name + "\" does not match the name in the URL \"" +
+                                    name + "\""));
+  }
+  if (name.empty() && controller_.Get(pool.metadata.name)) {
+    return reply(JsonError(409, "serverpools \"" + pool.metadata.name + "\" already exists"));
+  }
+  controller_.Apply(std::move(pool), [reply](reconcile::ApplyOutcome outcome, api::ServerPool p, std::string error) {
+    switch (outcome) {
+      case reconcile::ApplyOutcome::kCreated: return reply(Json(201, api::ToJson(p)));
+      case reconcile::ApplyOutcome::kUpdated:
+      case reconcile::ApplyOutcome::kUnchanged: return reply(Json(200, api::ToJson(p)));
+      case reconcile::ApplyOutcome::kConflict: return reply(JsonError(409, error));
+      case reconcile::ApplyOutcome::kError: return reply(JsonError(500, error));
+    }
+  });
+}
+
+}  // namespace mm::http

@@ -1,0 +1,46 @@
+#pragma once
+
+// The admin API, Kubernetes-shaped:
+//   GET|POST      /apis/matchmaker.dev/v1alpha1/serverpools
+//   GET|PUT|DELETE /apis/matchmaker.dev/v1alpha1/serverpools/{name}
+//   GET           /apis/matchmaker.dev/v1alpha1/serverpools/{name}/instances
+//   GET           /apis/matchmaker.dev/v1alpha1/serverpools/{name}/events
+// plus /healthz, /readyz and /metrics. Errors are JSON {"message": ...} with
+// the status Kubernetes would answer. Runs on the io thread.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "operator/http/message.h"
+
+namespace mm::reconcile {
+class Controller;
+}
+namespace mm::metrics {
+class Metrics;
+}
+
+namespace mm::http {
+
+inline constexpr char kPoolsPath[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
+
+class AdminApi {
+ public:
+  // `token`: when set, /apis/ requires "Authorization: Bearer <token>".
+  // `ready`: extra readiness condition (e.g. the backend is reachable).
+  AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
+           std::function<std::optional<std::string>()> not_ready = nullptr);
+
+  void Handle(Request&& req, Reply reply);
+
+ private:
+  void Pools(Request&& req, Reply reply);
+
+  reconcile::Controller& controller_;
+  metrics::Metrics& metrics_;
+  std::optional<std::string> token_;
+  std::function<std::optional<std::string>()> not_ready_;
+};
+
+}  // namespace mm::http

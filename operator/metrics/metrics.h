@@ -1,0 +1,37 @@
+#pragma once
+
+// The metrics of SPEC.md, exported on /metrics in the Prometheus text
+// format through prometheus-cpp. Thread-safe (prometheus-cpp's metrics are).
+
+#include <memory>
+#include <string>
+
+#include "api/v1alpha1/types.h"
+
+namespace mm::metrics {
+
+class Metrics {
+ public:
+  explicit Metrics(const std::string& version);
+  ~Metrics();
+
+  void SetPool(const std::string& pool, const api::InstanceCounts& counts, int warm);
+  void RemovePool(const std::string& pool);
+  void ObserveReconcile(double seconds);
+  void ReconcileError(const std::string& pool);
+  void InstanceStartup(const std::string& pool, double seconds);
+  void InstanceFailure(const std::string& pool, const std::string& reason);
+  void BackendRequest(const std::string& backend, const std::string& op, const std::string& code);
+  // Allocation (client API).
+  void Allocation(const std::string& pool, const std::string& result, double seconds);
+  void Reservation(const std::string& pool, int code);
+  void SetPending(const std::string& pool, int pending);
+
+  std::string Serialize() const;  // Prometheus text exposition format
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mm::metrics

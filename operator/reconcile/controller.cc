@@ -1,0 +1,547 @@
+#include "operator/reconcile/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <deque>
+#include <random>
+#include <set>
+
+#include "api/v1alpha1/codec.h"
+#include "operator/backend/backend.h"
+#include "operator/http/client.h"
+#include "operator/metrics/metrics.h"
+#include "operator/state/instance_codec.h"
+#include "operator/store/store.h"
+
+namespace mm::reconcile {
+namespace net = boost::asio;
+namespace json = boost::json;
+using state::Instance;
+using state::InstanceState;
+
+namespace {
+
+constexpr char kProbeTarget[] = "/reservation/mm-readiness-probe";
+
+std::string PoolKey(const std::string& pool) { return "pool/" + pool; }
+std::string InstanceKey(const std::string& pool, const std::string& name) {
+  return "instance/" + pool + "/" + name;
+}
+
+double Seconds(state::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+struct Controller::Entry {
+  std::unique_ptr<state::PoolState> state;
+  api::ServerPoolStatus status;
+  state::Plan last_plan;
+  std::unique_ptr<net::steady_timer> requeue;
+  std::optional<state::TimePoint> requeue_at;
+  std::deque<Event> events;
+};
+
+struct Controller::Impl {
+  Impl(net::io_context& io, store::Store& store, backend::Backend& backend, metrics::Metrics* metrics,
+       ControllerOptions options)
+      : io(io), store(store), backend(backend), metrics(metrics), options(options), resync(io) {}
+
+  net::io_context& io;
+  store::Store& store;
+  backend::Backend& backend;
+  metrics::Metrics* metrics;
+  ControllerOptions options;
+  std::map<std::string, Entry> pools;
+  std::deque<std::string> queue;
+  std::set<std::string> queued;
+  bool drain_scheduled = false;
+  int creates_in_flight = 0;
+  net::steady_timer resync;
+  std::mt19937_64 rng{std::random_device{}()};
+  bool stopped = false;
+  // Guards callbacks that outlive the Controller (store, backend, probes).
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+};
+
+Controller::Controller(net::io_context& io, store::Store& store, backend::Backend& backend,
+                       metrics::Metrics* metrics, ControllerOptions options)
+    : impl_(new Impl(io, store, backend, metrics, options)) {}
+
+Controller::~Controller() {
+  *impl_->alive = false;
+  Stop();
+}
+
+void Controller::Stop() {
+  impl_->stopped = true;
+  impl_->resync.cancel();
+  for (auto& [name, e] : impl_->pools) {
+    if (e.requeue) e.requeue->cancel();
+  }
+}
+
+
+void Controller::Start() {
+  auto& impl = *impl_;
+  // Pools first, then their instances.
+  std::vector<std::string> stale;
+  for (const auto& [key, value] : impl.store.recovered()) {
+    if (!key.starts_with("pool/")) continue;
+    boost::system::error_code ec;
+    auto doc = json::parse(value, ec);
+    if (ec || !doc.is_object() || !doc.get_object().contains("pool")) {
+      spdlog::error("store: unreadable record {}; skipped", key);
+      continue;
+    }
+    api::ServerPool pool = api::FromJson(doc.at("pool"));
+    Entry entry;
+    entry.state = std::make_unique<state::PoolState>(pool);
+    if (auto* d = doc.get_object().if_contains("deleting"); d && d->is_bool()) entry.state->deleting = d->get_bool();
+    if (auto* f = doc.get_object().if_contains("force"); f && f->is_bool()) entry.state->force_delete = f->get_bool();
+    impl.pools.emplace(pool.metadata.name, std::move(entry));
+  }
+  std::vector<const Instance*> known;
+  for (const auto& [key, value] : impl.store.recovered()) {
+    if (!key.starts_with("instance/")) continue;
+    boost::system::error_code ec;
+    auto doc = json::parse(value, ec);
+    auto inst = ec ? std::nullopt : state::InstanceFromJson(doc);
+    auto it = inst ? impl.pools.find(inst->pool) : impl.pools.end();
+    if (it == impl.pools.end()) {
+      stale.push_back(key);  // its pool is gone: the backend stops it as an orphan
+      continue;
+    }
+    it->second.state->Upsert(*inst);
+  }
+  if (!stale.empty()) {
+    std::vector<store::Op> ops;
+    for (auto& k : stale) ops.push_back({store::Op::kDelete, k, ""});
+    impl.store.Commit(std::move(ops));
+  }
+  for (auto& [name, e] : impl.pools) {
+    for (const Instance* i : e.state->Instances()) {
+      if (i->state != InstanceState::kExited) known.push_back(i);
+    }
+  }
+  impl.backend.OnExit([this, alive = std::weak_ptr<bool>(impl_->alive)](backend::ExitEvent ev) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    OnExit(ev.pool, ev.name, ev.message);
+  });
+  auto adopted = impl.backend.Adopt(known);
+  std::size_t count = 0;
+  for (auto& [name, e] : impl.pools) {
+    for (const Instance* i : e.state->Instances()) {
+      auto a = adopted.find(i->name);
+      if (a == adopted.end() || i->state == InstanceState::kExited) continue;
+      Instance copy = *i;
+      copy.backend_id = a->second.backend_id;
+      copy.host = a->second.host;
+      copy.control_host = a->second.control_host;
+      copy.control_port = a->second.control_port;
+      copy.ports = a->second.ports;
+      e.state->Upsert(copy);
+      Persist(copy);
+      ++count;
+      if (copy.state == InstanceState::kStarting) Probe(name, copy.name);
+    }
+    Record(e, "Normal", "Recovered",
+           std::to_string(e.state->size()) + " instance record(s) recovered");
+  }
+  spdlog::info("recovered {} pool(s); adopted {} running instance(s) of {} recorded", impl.pools.size(), count,
+               known.size());
+  started_ = true;
+  for (auto& [name, e] : impl.pools) Enqueue(name);
+  Resync();
+}
+
+void Controller::Resync() {
+  auto& impl = *impl_;
+  impl.resync.expires_after(impl.options.resync);
+  impl.resync.async_wait([this, alive = std::weak_ptr<bool>(impl_->alive)](auto ec) {
+    if (auto a = alive.lock(); !a || !*a || ec) return;
+    for (auto& [name, e] : impl_->pools) Enqueue(name);
+    Resync();
+  });
+}
+
+void Controller::Enqueue(const std::string& name) {
+  auto& impl = *impl_;
+  if (impl.stopped || !impl.queued.insert(name).second) return;
+  impl.queue.push_back(name);
+  if (impl.drain_scheduled) return;
+  impl.drain_scheduled = true;
+  net::post(impl.io, [this, alive = std::weak_ptr<bool>(impl_->alive)] {
+    if (auto a = alive.lock(); !a || !*a) return;
+    Drain();
+  });
+}
+
+void Controller::Drain() {
+  auto& impl = *impl_;
+  impl.drain_scheduled = false;
+  // Only what is queued now; a pool requeued meanwhile runs in the next drain.
+  std::deque<std::string> batch;
+  batch.swap(impl.queue);
+  impl.queued.clear();
+  for (const auto& name : batch) Reconcile(name);
+}
+
+void Controller::Reconcile(const std::string& name) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(name);
+  if (it == impl.pools.end()) return;
+  Entry& e = it->second;
+  auto t0 = std::chrono::steady_clock::now();
+  auto now = state::Clock::now();
+  auto& ps = *e.state;
+
+  state::PlanInput in;
+  in.spec = &ps.pool().spec;
+  in.template_hash = ps.template_hash();
+  in.instances = ps.Instances();
+  in.now = now;
+  in.deleting = ps.deleting;
+  in.force = ps.force_delete;
+  in.failures = ps.failures;
+  in.limits = impl.options.limits;
+  state::Plan plan = state::PlanReconcile(in);
+
+  for (const auto& gone : plan.forget) {
+    ps.Erase(gone);
+    impl.store.Commit({{store::Op::kDelete, InstanceKey(name, gone), ""}});
+  }
+  for (const auto& r : plan.remove) {
+    const Instance* i = ps.Find(r.name);
+    if (!i) continue;
+    Instance copy = *i;
+    if (r.reason == state::RemovalReason::kStartTimeout) {
+      ps.failures.consecutive++;
+      ps.failures.last = now;
+      ps.failures.last_message = "instance " + copy.name + " not Ready within " +
+                                 std::to_string(ps.pool().spec.readiness.timeoutMs) + "ms";
+      if (impl.metrics) impl.metrics->InstanceFailure(name, "StartTimeout");
+      Record(e, "Warning", "StartTimeout", ps.failures.last_message);
+    } else {
+      Record(e, "Normal", std::string(state::ToString(r.reason)), "stopping instance " + copy.name);
+    }
+    copy.state = InstanceState::kTerminating;
+    ps.Upsert(copy);
+    Persist(copy);
+    impl.backend.Remove(copy);
+    if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "remove", "ok");
+  }
+  if (plan.create > 0) {
+    int room = std::max(0, impl.options.max_creates_in_flight - impl.creates_in_flight);
+    Create(e, std::min(plan.create, room));
+  }
+  if (plan.backing_off && e.last_plan.backing_off != plan.backing_off) {
+    Record(e, "Warning", "BackOff", "holding creations after " + std::to_string(ps.failures.consecutive) +
+                                        " consecutive failures");
+  }
+
+  e.status = state::ComputeStatus(ps, plan, e.status, now, impl.options.limits);
+  e.last_plan = plan;
+  if (impl.metrics) impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm);
+
+  if (plan.pool_gone) {
+    spdlog::info("pool {} deleted", name);
+    impl.store.Commit({{store::Op::kDelete, PoolKey(name), ""}});
+    if (impl.metrics) impl.metrics->RemovePool(name);
+    if (e.requeue) e.requeue->cancel();
+    impl.pools.erase(it);
+  } else {
+    if (plan.partial) Enqueue(name);
+    if (plan.requeue_at && (!e.requeue_at || *plan.requeue_at != *e.requeue_at)) {
+      if (!e.requeue) e.requeue = std::make_unique<net::steady_timer>(impl.io);
+      e.requeue_at = plan.requeue_at;
+      auto delay = std::max(state::Clock::duration::zero(), *plan.requeue_at - now);
+      e.requeue->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay) +
+                               std::chrono::milliseconds(5));
+      e.requeue->async_wait([this, name, alive = std::weak_ptr<bool>(impl_->alive)](auto ec) {
+        if (auto a = alive.lock(); !a || !*a || ec) return;
+        if (auto p = impl_->pools.find(name); p != impl_->pools.end()) p->second.requeue_at.reset();
+        Enqueue(name);
+      });
+    }
+  }
+  if (impl.metrics) {
+    impl.metrics->ObserveReconcile(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+}
+
+std::string Controller::NewInstanceName(const Entry& entry) {
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  while (true) {
+    std::string name = entry.state->name() + "-";
+    for (int i = 0; i < 5; ++i) name.push_back(kAlphabet[impl_->rng() % (sizeof kAlphabet - 1)]);
+    if (!entry.state->Find(name)) return name;
+  }
+}
+
+void Controller::Create(Entry& entry, int count) {
+  auto& impl = *impl_;
+  auto& ps = *entry.state;
+  const std::string pool = ps.name();
+  for (int k = 0; k < count; ++k) {
+    Instance inst;
+    inst.pool = pool;
+    inst.name = NewInstanceName(entry);
+    inst.template_hash = ps.template_hash();
+    inst.state = InstanceState::kStarting;
+    inst.created = state::Clock::now();
+    ps.Upsert(inst);
+    Persist(inst);  // journaled before the backend starts anything
+    Record(entry, "Normal", "Creating", "creating instance " + inst.name);
+    ++impl.creates_in_flight;
+    backend::InstanceSpec spec{pool, inst.name, inst.template_hash, ps.pool().spec.templ};
+    impl.backend.Create(spec, [this, pool, name = inst.name,
+                               alive = std::weak_ptr<bool>(impl_->alive)](backend::CreateResult result) {
+      if (auto a = alive.lock(); !a || !*a) return;
+      auto& impl = *impl_;
+      --impl.creates_in_flight;
+      auto it = impl.pools.find(pool);
+      if (it == impl.pools.end()) return;
+      auto& ps = *it->second.state;
+      const Instance* cur = ps.Find(name);
+      if (!cur) return;
+      Instance inst = *cur;
+      if (auto* err = std::get_if<std::string>(&result)) {
+        if (impl.metrics) {
+          impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "error");
+          impl.metrics->InstanceFailure(pool, "CreateFailed");
+        }
+        ps.failures.consecutive++;
+        ps.failures.last = state::Clock::now();
+        ps.failures.last_message = *err;
+        inst.state = InstanceState::kExited;
+        inst.failed = true;
+        inst.message = *err;
+        Record(it->second, "Warning", "CreateFailed", name + ": " + *err);
+        spdlog::warn("pool {}: create {} failed: {}", pool, name, *err);
+      } else {
+        if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "ok");
+        const auto& p = std::get<backend::Placement>(result);
+        inst.backend_id = p.backend_id;
+        inst.host = p.host;
+        inst.control_host = p.control_host;
+        inst.control_port = p.control_port;
+        inst.ports = p.ports;
+      }
+      ps.Upsert(inst);
+      Persist(inst);
+      if (inst.state == InstanceState::kStarting) Probe(pool, name);
+      Enqueue(pool);
+    });
+  }
+}
+
+void Controller::Probe(const std::string& pool, const std::string& name) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(pool);
+  if (it == impl.pools.end()) return;
+  const Instance* inst = it->second.state->Find(name);
+  if (!inst || inst->state != InstanceState::kStarting || inst->control_port == 0) return;
+  http::ClientRequest req{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "GET", kProbeTarget,
+                          "", impl.options.probe_timeout};
+  http::AsyncCall(impl.io, req, [this, pool, name, alive = std::weak_ptr<bool>(impl_->alive)](http::ClientResponse r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    auto& impl = *impl_;
+    auto it = impl.pools.find(pool);
+    if (it == impl.pools.end()) return;
+    auto& ps = *it->second.state;
+    const Instance* cur = ps.Find(name);
+    if (!cur || cur->state != InstanceState::kStarting) return;
+    if (r.status > 0) {
+      // Any HTTP answer means the Reservation API is up.
+      Instance inst = *cur;
+      inst.state = InstanceState::kReady;
+      inst.ready_at = state::Clock::now();
+      ps.Upsert(inst);
+      ps.failures = {};
+      Persist(inst);
+      if (impl.metrics) impl.metrics->InstanceStartup(pool, Seconds(inst.ready_at - inst.created));
+      Record(it->second, "Normal", "Ready", "instance " + name + " is Ready");
+      Enqueue(pool);
+      return;
+    }
+    auto timer = std::make_shared<net::steady_timer>(
+        impl.io, std::chrono::milliseconds(ps.pool().spec.readiness.periodMs));
+    timer->async_wait([this, pool, name, timer, alive = std::weak_ptr<bool>(impl_->alive)](auto ec) {
+      if (auto a = alive.lock(); !a || !*a || ec) return;
+      Probe(pool, name);
+    });
+  });
+}
+
+void Controller::OnExit(const std::string& pool, const std::string& name, const std::string& message) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(pool);
+  if (it == impl.pools.end()) return;
+  auto& ps = *it->second.state;
+  const Instance* cur = ps.Find(name);
+  if (!cur || cur->state == InstanceState::kExited) return;
+  Instance inst = *cur;
+  if (inst.state == InstanceState::kStarting) {
+    ps.failures.consecutive++;
+    ps.failures.last = state::Clock::now();
+    ps.failures.last_message = name + " " + message + " before Ready";
+    inst.failed = true;
+    if (impl.metrics) impl.metrics->InstanceFailure(pool, "ExitedBeforeReady");
+    Record(it->second, "Warning", "ExitedBeforeReady", ps.failures.last_message);
+  } else {
+    Record(it->second, "Normal", "Exited", "instance " + name + " " + message);
+  }
+  inst.state = InstanceState::kExited;
+  inst.exited_at = state::Clock::now();
+  inst.message = message;
+  inst.reservations.clear();  // its match is over
+  ps.Upsert(inst);
+  Persist(inst);
+  Enqueue(pool);
+}
+
+void Controller::Persist(const Instance& instance, std::function<void(std::optional<std::string>)> done) {
+  impl_->store.Commit({{store::Op::kPut, InstanceKey(instance.pool, instance.name),
+                        json::serialize(state::ToJson(instance))}},
+                      [&io = impl_->io, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
+                        if (err) spdlog::error("store: {}", *err);
+                        if (!done) return;
+                        net::post(io, [done, err, alive] {
+                          if (auto a = alive.lock(); !a || !*a) return;
+                          done(err);
+                        });
+                      });
+}
+
+void Controller::PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done) {
+  api::ServerPool p = entry.state->pool();
+  p.status.reset();
+  json::object rec{{"pool", api::ToJson(p)},
+                   {"deleting", entry.state->deleting},
+                   {"force", entry.state->force_delete}};
+  impl_->store.Commit({{store::Op::kPut, PoolKey(p.metadata.name), json::serialize(rec)}},
+                      [&io = impl_->io, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
+                        net::post(io, [done, err, alive] {
+                          if (auto a = alive.lock(); !a || !*a) return;
+                          done(err);
+                        });
+                      });
+}
+
+void Controller::Record(Entry& entry, std::string type, std::string reason, std::string message) {
+  spdlog::debug("pool {}: {} {}", entry.state->name(), reason, message);
+  entry.events.push_back({state::FormatTime(state::Clock::now()), std::move(type), std::move(reason),
+                          std::move(message)});
+  while (entry.events.size() > impl_->options.events_per_pool) entry.events.pop_front();
+}
+
+void Controller::Apply(api::ServerPool desired, ApplyDone done) {
+  auto& impl = *impl_;
+  const std::string name = desired.metadata.name;
+  auto it = impl.pools.find(name);
+  desired.status.reset();
+  ApplyOutcome outcome = ApplyOutcome::kCreated;
+  if (it != impl.pools.end()) {
+    const auto& old = it->second.state->pool();
+    if (it->second.state->deleting) {
+      return done(ApplyOutcome::kConflict, View(it->second), "pool " + name + " is being deleted");
+    }
+    desired.metadata.uid = old.metadata.uid;
+    desired.metadata.creationTimestamp = old.metadata.creationTimestamp;
+    bool spec_changed = desired.spec != old.spec;
+    desired.metadata.generation = old.metadata.generation + (spec_changed ? 1 : 0);
+    outcome = (spec_changed || desired.metadata.labels != old.metadata.labels ||
+               desired.metadata.annotations != old.metadata.annotations)
+                  ? ApplyOutcome::kUpdated
+                  : ApplyOutcome::kUnchanged;
+    if (outcome == ApplyOutcome::kUnchanged) return done(outcome, View(it->second), "");
+  } else {
+    desired.metadata.generation = 1;
+    char uid[17];
+    std::snprintf(uid, sizeof uid, "%016llx", static_cast<unsigned long long>(impl.rng()));
+    desired.metadata.uid = uid;
+    desired.metadata.creationTimestamp = state::FormatTime(state::Clock::now());
+  }
+  // Journal first; the in-memory pool changes once it is durable.
+  Entry staged;
+  staged.state = std::make_unique<state::PoolState>(desired);
+  PersistPool(staged, [this, desired, outcome, done = std::move(done)](std::optional<std::string> err) {
+    if (err) return done(ApplyOutcome::kError, desired, "store: " + *err);
+    auto& impl = *impl_;
+    const std::string& name = desired.metadata.name;
+    auto it = impl.pools.find(name);
+    if (it == impl.pools.end()) {
+      Entry e;
+      e.state = std::make_unique<state::PoolState>(desired);
+      it = impl.pools.emplace(name, std::move(e)).first;
+      Record(it->second, "Normal", "Created", "pool created (generation 1)");
+    } else {
+      it->second.state->SetPool(desired);
+      Record(it->second, "Normal", "Updated",
+             "pool updated (generation " + std::to_string(desired.metadata.generation) + ")");
+    }
+    spdlog::info("pool {} applied (generation {})", name, desired.metadata.generation);
+    Reconcile(name);
+    auto after = impl.pools.find(name);
+    done(outcome, after == impl.pools.end() ? desired : View(after->second), "");
+  });
+}
+
+void Controller::Delete(const std::string& name, bool force, DeleteDone done) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(name);
+  if (it == impl.pools.end()) return done(std::nullopt, "serverpools \"" + name + "\" not found");
+  it->second.state->deleting = true;
+  it->second.state->force_delete = it->second.state->force_delete || force;
+  Record(it->second, "Normal", "Deleting", force ? "pool deleted (force)" : "pool deleted: draining");
+  PersistPool(it->second, [this, name, done = std::move(done)](std::optional<std::string> err) {
+    if (err) return done(std::nullopt, "store: " + *err);
+    auto& impl = *impl_;
+    auto it = impl.pools.find(name);
+    if (it == impl.pools.end()) return done(std::nullopt, "serverpools \"" + name + "\" not found");
+    auto view = View(it->second);
+    Reconcile(name);
+    done(view, "");
+  });
+}
+
+api::ServerPool Controller::View(const Entry& entry) const {
+  api::ServerPool p = entry.state->pool();
+  p.status = entry.status;
+  return p;
+}
+
+std::vector<api::ServerPool> Controller::List() const {
+  std::vector<api::ServerPool> out;
+  for (const auto& [name, e] : impl_->pools) out.push_back(View(e));
+  return out;
+}
+
+std::optional<api::ServerPool> Controller::Get(const std::string& name) const {
+  auto it = impl_->pools.find(name);
+  if (it == impl_->pools.end()) return std::nullopt;
+  return View(it->second);
+}
+
+std::optional<std::vector<Instance>> Controller::Instances(const std::string& name) const {
+  auto it = impl_->pools.find(name);
+  if (it == impl_->pools.end()) return std::nullopt;
+  std::vector<Instance> out;
+  for (const Instance* i : it->second.state->Instances()) out.push_back(*i);
+  return out;
+}
+
+std::vector<Event> Controller::Events(const std::string& name) const {
+  auto it = impl_->pools.find(name);
+  if (it == impl_->pools.end()) return {};
+  return {it->second.events.begin(), it->second.events.end()};
+}
+
+state::PoolState* Controller::Find(const std::string& name) {
+  auto it = impl_->pools.find(name);
+  return it == impl_->pools.end() ? nullptr : it->second.state.get();
+}
+
+}  // namespace mm::reconcile

@@ -1,0 +1,16 @@
+#pragma once
+
+// Instance <-> JSON, for the store and the admin API.
+
+#include <boost/json/value.hpp>
+#include <optional>
+
+#include "operator/state/instance.h"
+
+namespace mm::state {
+
+boost::json::value ToJson(const Instance& i);
+// nullopt when `v` is not an instance record.
+std::optional<Instance> InstanceFromJson(const boost::json::value& v);
+
+}  // namespace mm::state
