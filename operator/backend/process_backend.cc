@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -325,6 +326,9 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  // Asio's sockets are not close-on-exec: without this, instances would
+  // inherit (and keep open) our listening sockets.
+  const int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 1 << 16));
   pid_t pid = ::fork();
   if (pid == 0) {
     ::setsid();  // own session and process group: survives us, stops as a group
@@ -335,6 +339,9 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
     ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+      for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     static const char kMsg[] = "matchmakerd: exec failed\n";
     (void)!::write(2, kMsg, sizeof kMsg - 1);

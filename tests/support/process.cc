@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ pid_t ForkExec(const std::vector<std::string>& argv,
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // A child must not outlive a test that crashed (or hold CTest's pipes).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (in_fd >= 0) dup2(in_fd, 0);
     if (out_fd >= 0) dup2(out_fd, 1);
     if (err_fd >= 0) dup2(err_fd, 2);
@@ -51,7 +54,7 @@ std::unique_ptr<Child> Child::Spawn(const std::vector<std::string>& argv,
                                     const std::vector<std::string>& env) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  pid_t pid = ForkExec(argv, env, -1, out[1], -1);
+  pid_t pid = ForkExec(argv, env, -1, out[1], out[1]);  // stderr joins stdout
   close(out[1]);
   return std::unique_ptr<Child>(new Child(pid, out[0]));
 }

@@ -1,0 +1,256 @@
+// matchmakerd on the process backend with real mm-gameserver instances,
+// driven through the admin API and mmctl on 127.0.0.1.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <set>
+
+#include "tests/support/operator.h"
+
+namespace mm::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr char kPools[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
+
+std::set<std::string> Names(const std::vector<json::value>& instances, const std::string& state = "") {
+  std::set<std::string> out;
+  for (const auto& i : instances) {
+    if (state.empty() || i.at("state").as_string() == state) out.insert(std::string(i.at("name").as_string()));
+  }
+  return out;
+}
+
+bool Settled(Operator& op, const std::string& pool, std::int64_t ready, std::size_t managed) {
+  auto p = op.Pool(pool);
+  return Count(p, "ready") == ready && Count(p, "starting") == 0 && Count(p, "terminating") == 0 &&
+         op.Instances(pool).size() == static_cast<std::size_t>(ready) && op.ManagedPids().size() == managed;
+}
+
+TEST(Operator, ApplyWithWaitReachesTheWarmPool) {
+  Operator op("warm");
+  ASSERT_TRUE(op.Start());
+  auto r = op.Mmctl({"apply", "-f", "-", "--wait", "--timeout", "30"}, GameServerPool("eu", 3));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("serverpool/eu created"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3/3 warm, 0 starting, 0 busy - Ready"), std::string::npos) << r.out;
+  auto instances = op.Instances("eu");
+  ASSERT_EQ(Names(instances, "Ready").size(), 3u);
+  // Every Ready instance really serves the Reservation API on its port.
+  for (const auto& i : instances) {
+    auto port = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
+    EXPECT_EQ(http::HttpCall(port, "GET", "/reservation/nobody").status, 404);
+  }
+  EXPECT_EQ(op.ManagedPids().size(), 3u);
+  auto get = op.Mmctl({"get", "pools"});
+  EXPECT_NE(get.out.find("eu     3      3       0"), std::string::npos) << get.out;
+  auto status = ConditionStatus(op.Pool("eu"), "Ready");
+  EXPECT_EQ(status, "True");
+}
+
+TEST(Operator, KilledInstanceIsReplaced) {
+  Operator op("killed");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2, 2); }));
+  auto before = op.Instances("eu");
+  std::string victim(before[0].at("name").as_string());
+  ASSERT_EQ(::kill(PidOf(before[0]), SIGKILL), 0);
+  ASSERT_TRUE(Eventually([&] {
+    auto names = Names(op.Instances("eu"), "Ready");
+    return names.size() == 2 && !names.contains(victim) && op.ManagedPids().size() == 2;
+  }));
+}
+
+TEST(Operator, WarmLoweredThenRaised) {
+  Operator op("scale");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 4)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 4, 4); }));
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 1)).status, 200);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 1, 1); })) << json::serialize(op.Pool("eu"));
+  EXPECT_EQ(op.Pool("eu").at("metadata").at("generation").as_int64(), 2);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 5)).status, 200);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 5, 5); }));
+}
+
+TEST(Operator, TemplateChangeReplacesIdleInstances) {
+  Operator op("rollout");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 3)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3, 3); }));
+  auto old_names = Names(op.Instances("eu"));
+  std::string old_hash(op.Instances("eu")[0].at("templateHash").as_string());
+  std::string v2 = GameServerPool("eu", 3);
+  v2.replace(v2.find("\"3\"]"), 4, "\"4\"]");  // --capacity 4
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", v2).status, 200);
+  ASSERT_TRUE(Eventually([&] {
+    auto inst = op.Instances("eu");
+    if (inst.size() != 3 || !Settled(op, "eu", 3, 3)) return false;
+    for (const auto& i : inst) {
+      if (i.at("templateHash").as_string() == old_hash || old_names.contains(std::string(i.at("name").as_string()))) {
+        return false;
+      }
+    }
+    return true;
+  })) << op.Call("GET", std::string(kPools) + "/eu/events").body;
+}
+
+TEST(Operator, DeletedPoolIsDrainedAndGone) {
+  Operator op("delete");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 3)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3, 3); }));
+  auto r = op.Mmctl({"delete", "pool", "eu"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
+  EXPECT_EQ(op.Call("GET", std::string(kPools) + "/eu").status, 404);
+  EXPECT_EQ(op.Mmctl({"delete", "pool", "eu"}).exit_code, 1);
+}
+
+TEST(Operator, Kill9ThenRestartAdoptsEveryInstanceAndDuplicatesNone) {
+  Operator op("adopt");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 3)).status, 201);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/us", GameServerPool("us", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3, 5) && Settled(op, "us", 2, 5); }));
+  auto eu = Names(op.Instances("eu"));
+  auto pids = op.ManagedPids();
+  std::sort(pids.begin(), pids.end());
+  op.Kill9();
+  EXPECT_EQ(op.ManagedPids().size(), 5u) << "instances must outlive matchmakerd";
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3, 5) && Settled(op, "us", 2, 5); }));
+  // Hold for a few resyncs' worth of reconcile passes: nothing new appears.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(Names(op.Instances("eu")), eu);
+  auto after = op.ManagedPids();
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(after, pids);
+  auto recovered = op.Call("GET", std::string(kPools) + "/eu/events");
+  EXPECT_NE(recovered.body.find("Recovered"), std::string::npos);
+}
+
+TEST(Operator, SigtermExitsZeroAndInstancesKeepRunning) {
+  Operator op("sigterm");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2, 2); }));
+  EXPECT_EQ(op.Terminate(), 0);
+  EXPECT_EQ(op.ManagedPids().size(), 2u);
+}
+
+TEST(Operator, BadPoolsAreRejectedWithFieldPathsAndChangeNothing) {
+  Operator op("bad");
+  std::string bad = "/tmp/mm-it-bad-" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(bad) << GameServerPool("eu", 3) << "  wram: 1\n";
+  {
+    auto r = RunCommand({BinPath("matchmakerd"), "--data-dir", op.data_dir(), "--admin-listen", "127.0.0.1:0",
+                         "--pools", bad});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(":11: spec.wram: unknown field \"wram\" (did you mean \"warm\"?)"), std::string::npos)
+        << r.err;
+  }
+  std::remove(bad.c_str());
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 1)).status, 201);
+  auto r = op.Call("PUT", std::string(kPools) + "/eu",
+                   GameServerPool("eu", 1) + "    controlPort: 70000\n");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_NE(r.body.find("spec.template.controlPort: must be <= 65535 (got 70000)"), std::string::npos) << r.body;
+  r = op.Call("PUT", std::string(kPools) + "/eu", "{not yaml: [");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_NE(r.body.find("invalid YAML"), std::string::npos) << r.body;
+  r = op.Call("PUT", std::string(kPools) + "/other", GameServerPool("eu", 1));
+  EXPECT_EQ(r.status, 400);
+  r = op.Call("POST", kPools, GameServerPool("eu", 1));
+  EXPECT_EQ(r.status, 409);
+  auto m = op.Mmctl({"apply", "-f", "-"}, GameServerPool("eu", 50, 20));
+  EXPECT_EQ(m.exit_code, 2);
+  EXPECT_NE(m.err.find("spec.warm: must be <= spec.maxInstances (20)"), std::string::npos) << m.err;
+  EXPECT_EQ(op.Pool("eu").at("metadata").at("generation").as_int64(), 1);
+  EXPECT_EQ(op.Pool("eu").at("spec").at("warm").as_int64(), 1);
+}
+
+TEST(Operator, AdminTokenIsRequiredWhenConfigured) {
+  Operator op("token");
+  std::string token_file = op.data_dir() + "/token";
+  std::ofstream(token_file) << "s3cret\n";
+  ASSERT_TRUE(op.Start({"--admin-token-file", token_file}));
+  EXPECT_EQ(op.Call("GET", kPools).status, 401);
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  auto bad = http::HttpCall(op.admin_port(), "GET", kPools, "", {{"Authorization", "Bearer wrong"}});
+  EXPECT_EQ(bad.status, 401);
+  auto good = http::HttpCall(op.admin_port(), "GET", kPools, "", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(op.Mmctl({"--token-file", token_file, "get", "pools"}).exit_code, 0);
+  EXPECT_EQ(op.Mmctl({"get", "pools"}).exit_code, 1);
+}
+
+TEST(Operator, FailingInstancesBackOffAndDegradeThePool) {
+  Operator op("degraded");
+  ASSERT_TRUE(op.Start());
+  std::string pool =
+      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: broken}\nspec:\n  warm: 2\n"
+      "  template:\n    command: [/bin/false]\n    ports: [{name: game, containerPort: 1}]\n";
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/broken", pool).status, 201);
+  std::string reason;
+  ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("broken"), "Degraded", &reason) == "True"; }));
+  EXPECT_EQ(reason, "StartFailures");
+  // Backoff: in 2 s a tight loop would create hundreds; with backoff a few.
+  std::this_thread::sleep_for(2s);
+  auto events = op.Call("GET", std::string(kPools) + "/broken/events").body;
+  std::size_t creates = 0;
+  for (std::size_t at = 0; (at = events.find("creating instance", at)) != std::string::npos; ++at) ++creates;
+  EXPECT_LT(creates, 15u) << events;
+  auto metrics = op.Call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("matchmaker_instance_failures_total{pool=\"broken\",reason=\"ExitedBeforeReady\"}"),
+            std::string::npos);
+}
+
+TEST(Operator, SlowStartTimesOut) {
+  Operator op("timeout");
+  ASSERT_TRUE(op.Start());
+  std::string pool =
+      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 1\n"
+      "  readiness: {timeoutMs: 300, periodMs: 50}\n"
+      "  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/slow", pool).status, 201);
+  ASSERT_TRUE(Eventually([&] {
+    return op.Call("GET", std::string(kPools) + "/slow/events").body.find("StartTimeout") != std::string::npos;
+  }));
+  // The timed-out process is stopped, not leaked.
+  ASSERT_TRUE(Eventually([&] { return op.ManagedPids().size() <= 1; }));
+}
+
+TEST(Operator, MetricsAndHealth) {
+  Operator op("metrics");
+  ASSERT_TRUE(op.Start());
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(op.Call("GET", "/readyz").status, 200);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2, 2); }));
+  auto m = op.Call("GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_TRUE(Eventually([&] {
+    auto body = op.Call("GET", "/metrics").body;
+    return body.find("matchmaker_pool_instances{pool=\"eu\",state=\"ready\"} 2") != std::string::npos;
+  }));
+  for (const char* name : {"matchmaker_pool_warm_target{pool=\"eu\"} 2", "matchmaker_instance_startup_seconds_count",
+                           "matchmaker_reconcile_duration_seconds_count", "matchmaker_build_info{version=",
+                           "matchmaker_backend_requests_total{backend=\"process\",code=\"ok\",op=\"create\"}"}) {
+    EXPECT_NE(m.body.find(name), std::string::npos) << name;
+  }
+  auto logs = op.data_dir() + "/logs/eu";
+  EXPECT_TRUE(std::filesystem::exists(logs));
+}
+
+}  // namespace
+}  // namespace mm::testing
