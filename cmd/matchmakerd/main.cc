@@ -10,7 +10,10 @@
 #include <sstream>
 
 #include "api/v1alpha1/decode.h"
+#include "operator/allocate/allocator.h"
 #include "operator/backend/process_backend.h"
+#include "operator/http/auth.h"
+#include "operator/http/client_api.h"
 #include "operator/http/admin_api.h"
 #include "operator/http/server.h"
 #include "operator/metrics/metrics.h"
@@ -109,9 +112,26 @@ int main(int argc, char** argv) {
                  f.backend.c_str());
     return 2;
   }
+  std::unique_ptr<mm::http::Authorizer> auth = mm::http::HeaderAuthorizer();
   if (f.auth == "jwt") {
-    std::fprintf(stderr, "matchmakerd: --auth jwt is not available in this build yet\n");
-    return 2;
+    std::variant<std::unique_ptr<mm::http::Authorizer>, std::string> made = std::string(
+        "--auth jwt needs --jwt-secret-file (HS256) or --jwt-public-key-file (RS256/ES256)");
+    if (!f.jwt_secret_file.empty() && !f.jwt_public_key_file.empty()) {
+      made = std::string("give --jwt-secret-file or --jwt-public-key-file, not both");
+    } else if (!f.jwt_secret_file.empty()) {
+      auto secret = ReadSecret(f.jwt_secret_file);
+      made = secret ? mm::http::JwtAuthorizer(mm::http::JwtAlgorithm::kHS256, *secret)
+                    : std::string("cannot read " + f.jwt_secret_file);
+    } else if (!f.jwt_public_key_file.empty()) {
+      auto pem = ReadSecret(f.jwt_public_key_file);
+      made = pem ? mm::http::JwtAuthorizerFromPublicKey(*pem + "\n")
+                 : std::string("cannot read " + f.jwt_public_key_file);
+    }
+    if (auto* err = std::get_if<std::string>(&made)) {
+      std::fprintf(stderr, "matchmakerd: %s\n", err->c_str());
+      return 2;
+    }
+    auth = std::move(std::get<0>(made));
   }
   std::vector<mm::api::ServerPool> initial;
   if (!f.pools.empty()) {
@@ -133,8 +153,9 @@ int main(int argc, char** argv) {
     }
   }
   auto admin_addr = mm::http::SplitHostPort(f.admin_listen);
-  if (!admin_addr) {
-    std::fprintf(stderr, "matchmakerd: --admin-listen %s: expected HOST:PORT\n", f.admin_listen.c_str());
+  auto client_addr = mm::http::SplitHostPort(f.listen);
+  if (!admin_addr || !client_addr) {
+    std::fprintf(stderr, "matchmakerd: --listen and --admin-listen take HOST:PORT\n");
     return 2;
   }
 
@@ -155,13 +176,23 @@ int main(int argc, char** argv) {
       io, {.data_dir = f.data_dir, .public_address = f.public_address,
            .grace = std::chrono::milliseconds(f.stop_grace_ms)});
   mm::reconcile::Controller controller(io, *store, backend, &metrics);
+  mm::allocate::Allocator allocator(io, controller, &metrics);
+  mm::http::ClientApi client_api(allocator, *auth);
   mm::http::AdminApi admin(controller, metrics, token);
+  mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024},
+                                 [&client_api](mm::http::Request&& req, mm::http::Reply reply) {
+                                   client_api.Handle(std::move(req), std::move(reply));
+                                 });
   mm::http::Server admin_server(io, {.address = admin_addr->first, .port = admin_addr->second},
                                 [&admin](mm::http::Request&& req, mm::http::Reply reply) {
                                   admin.Handle(std::move(req), std::move(reply));
                                 });
   if (auto err = admin_server.Start()) {
     std::fprintf(stderr, "matchmakerd: admin API: %s\n", err->c_str());
+    return 1;
+  }
+  if (auto err = client_server.Start()) {
+    std::fprintf(stderr, "matchmakerd: client API: %s\n", err->c_str());
     return 1;
   }
   controller.Start();
@@ -175,15 +206,17 @@ int main(int argc, char** argv) {
   signals.async_wait([&](auto ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: stopping (instances keep running)", sig);
+    client_server.Stop();
     admin_server.Stop();
     controller.Stop();
     // Let in-flight responses go out, then stop.
     auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(200));
     timer->async_wait([&io, timer](auto) { io.stop(); });
   });
-  spdlog::info("matchmakerd {} backend={} admin={}:{} data-dir={}", MM_VERSION, f.backend, admin_addr->first,
-               admin_server.port(), f.data_dir);
-  std::printf("matchmakerd: admin=%s:%u\n", admin_addr->first.c_str(), admin_server.port());
+  spdlog::info("matchmakerd {} backend={} admin={}:{} client={}:{} auth={} data-dir={}", MM_VERSION, f.backend,
+               admin_addr->first, admin_server.port(), client_addr->first, client_server.port(), f.auth, f.data_dir);
+  std::printf("matchmakerd: admin=%s:%u client=%s:%u\n", admin_addr->first.c_str(), admin_server.port(),
+              client_addr->first.c_str(), client_server.port());
   std::fflush(stdout);
   io.run();
   store->Flush();

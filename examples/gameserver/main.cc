@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   std::uint16_t control_port = 3000;
   std::uint16_t game_port = 7777;
   std::size_t capacity = 3;
+  unsigned delay_ms = 0;
   app.add_option("--address", address, "Address to listen on")
       ->envname("MM_ADDRESS")
       ->capture_default_str();
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
       ->envname("MM_CAPACITY")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  app.add_option("--reservation-delay-ms", delay_ms,
+                 "Answer POST /reservation only after this delay (for testing timeouts)")
+      ->envname("MM_RESERVATION_DELAY_MS");
   CLI11_PARSE(app, argc, argv);
 
   boost::asio::io_context io;
@@ -44,8 +48,10 @@ int main(int argc, char** argv) {
   mm::gameserver::ControlApi api(book, shutdown);
   mm::http::Server control(
       io, mm::http::ServerOptions{.address = address, .port = control_port},
-      [&api](mm::http::Request&& req, mm::http::Reply reply) {
-        reply(api.Handle(req));
+      [&](mm::http::Request&& req, mm::http::Reply reply) {
+        if (delay_ms == 0 || req.method != "POST" || req.path == "/close") return reply(api.Handle(req));
+        auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(delay_ms));
+        timer->async_wait([&api, timer, req = std::move(req), reply](auto) { reply(api.Handle(req)); });
       });
   control_ptr = &control;
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -329,13 +330,22 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
   // Asio's sockets are not close-on-exec: without this, instances would
   // inherit (and keep open) our listening sockets.
   const int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 1 << 16));
+  // Signals stay blocked across fork until the child has dropped our
+  // handlers: Asio's handler writes to a pipe the child shares with us, so a
+  // SIGTERM sent to a child that has not exec'd yet would otherwise reach
+  // *our* signal_set and stop matchmakerd.
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::setsid();  // own session and process group: survives us, stops as a group
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
+    ::setsid();  // own session and process group: survives us, stops as a group
     ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
@@ -347,6 +357,7 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
     (void)!::write(2, kMsg, sizeof kMsg - 1);
     ::_exit(127);
   }
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   ::close(log_fd);
   ::close(null_fd);
   if (pid < 0) {

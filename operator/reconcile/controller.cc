@@ -61,6 +61,8 @@ struct Controller::Impl {
   net::steady_timer resync;
   std::mt19937_64 rng{std::random_device{}()};
   bool stopped = false;
+  std::function<void(const std::string&)> on_ready;
+  std::function<int(const std::string&)> demand;
   // Guards callbacks that outlive the Controller (store, backend, probes).
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
@@ -206,6 +208,7 @@ void Controller::Reconcile(const std::string& name) {
   in.force = ps.force_delete;
   in.failures = ps.failures;
   in.limits = impl.options.limits;
+  if (impl.demand) in.demand = impl.demand(name);
   state::Plan plan = state::PlanReconcile(in);
 
   for (const auto& gone : plan.forget) {
@@ -364,6 +367,7 @@ void Controller::Probe(const std::string& pool, const std::string& name) {
       if (impl.metrics) impl.metrics->InstanceStartup(pool, Seconds(inst.ready_at - inst.created));
       Record(it->second, "Normal", "Ready", "instance " + name + " is Ready");
       Enqueue(pool);
+      if (impl.on_ready) impl.on_ready(pool);
       return;
     }
     auto timer = std::make_shared<net::steady_timer>(
@@ -538,6 +542,10 @@ std::vector<Event> Controller::Events(const std::string& name) const {
   if (it == impl_->pools.end()) return {};
   return {it->second.events.begin(), it->second.events.end()};
 }
+
+void Controller::OnInstanceReady(std::function<void(const std::string&)> fn) { impl_->on_ready = std::move(fn); }
+
+void Controller::SetDemand(std::function<int(const std::string&)> fn) { impl_->demand = std::move(fn); }
 
 state::PoolState* Controller::Find(const std::string& name) {
   auto it = impl_->pools.find(name);

@@ -82,6 +82,10 @@ class Controller {
   // For the allocator (io thread): the live pool state, nullptr if unknown.
   state::PoolState* Find(const std::string& name);
   void Enqueue(const std::string& name);
+  // Called (io thread) when an instance of `pool` becomes Ready.
+  void OnInstanceReady(std::function<void(const std::string& pool)> fn);
+  // Extra instances `pool` needs for queued clients (beyond warm).
+  void SetDemand(std::function<int(const std::string& pool)> fn);
   // Journals `instance` as it is now in its pool.
   void Persist(const state::Instance& instance, std::function<void(std::optional<std::string>)> done = nullptr);
 

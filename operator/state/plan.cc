@@ -105,7 +105,7 @@ Plan PlanReconcile(const PlanInput& in) {
   } else {
     // Idle instances wanted: warm, or enough for minInstances, never past max.
     int room_for_idle = std::max(0, spec.maxInstances - busy - terminating);
-    int want = std::min(std::max({spec.warm, spec.minInstances - busy, 0}), room_for_idle);
+    int want = std::min(std::max({spec.warm + in.demand, spec.minInstances - busy, 0}), room_for_idle);
     int cur = static_cast<int>(starting_cur.size() + ready_cur.size());
     int old = static_cast<int>(ready_old.size());
 

@@ -41,6 +41,7 @@ struct PlanInput {
   bool force = false;     // with deleting: busy instances go too
   FailureHistory failures;
   Limits limits;
+  int demand = 0;  // instances wanted beyond warm for queued clients
 };
 
 enum class RemovalReason { kScaleDown, kOutdated, kStartTimeout, kPoolDeleted };

@@ -113,6 +113,15 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   return true;
 }
 
+bool PoolState::RemoveReservation(const std::string& name, const std::string& client) {
+  auto it = instances_.find(name);
+  if (it == instances_.end() || !it->second.reservations.contains(client)) return false;
+  Unindex(it->second);
+  it->second.reservations.erase(client);
+  Index(it->second);
+  return true;
+}
+
 const Instance* PoolState::InstanceOf(const std::string& client) const {
   auto it = clients_.find(client);
   return it == clients_.end() ? nullptr : Find(it->second);

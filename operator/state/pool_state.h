@@ -38,6 +38,7 @@ class PoolState {
   std::vector<const Instance*> Candidates(std::size_t max) const;
   // Records a slot held by `client`; a Ready instance becomes Allocated.
   bool AddReservation(const std::string& name, const std::string& client);
+  bool RemoveReservation(const std::string& name, const std::string& client);
   // The instance `client` holds a slot on, if any.
   const Instance* InstanceOf(const std::string& client) const;
 

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <boost/json.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -43,6 +45,10 @@ Operator::Operator(std::string name) {
 }
 
 Operator::~Operator() {
+  if (child_ && ::testing::Test::HasFailure()) {
+    child_->WaitForLine("\x01never", std::chrono::milliseconds(100));  // drain what it printed
+    std::fprintf(stderr, "--- matchmakerd output (%s) ---\n%s\n---\n", data_dir_.c_str(), child_->output().c_str());
+  }
   if (child_) child_->Signal(SIGKILL);
   child_.reset();
   for (int pid : ManagedPids()) ::kill(-pid, SIGKILL);
@@ -53,12 +59,16 @@ Operator::~Operator() {
 
 bool Operator::Start(const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {BinPath("matchmakerd"), "--data-dir", data_dir_, "--admin-listen",
-                                   "127.0.0.1:0", "--stop-grace-ms", "2000"};
+                                   "127.0.0.1:0", "--listen", "127.0.0.1:0", "--stop-grace-ms", "2000"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   child_ = Child::Spawn(argv);
   auto line = child_->WaitForLine("matchmakerd: admin=", 20s);
   if (!line) return false;
-  admin_port_ = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+  unsigned admin = 0, client = 0;
+  auto at = line->find("admin=");
+  if (std::sscanf(line->c_str() + at, "admin=127.0.0.1:%u client=127.0.0.1:%u", &admin, &client) != 2) return false;
+  admin_port_ = static_cast<std::uint16_t>(admin);
+  client_port_ = static_cast<std::uint16_t>(client);
   return true;
 }
 
@@ -89,6 +99,13 @@ std::vector<json::value> Operator::Instances(const std::string& pool) {
   json::value list = json::parse(r.body);
   for (const auto& i : list.at("items").as_array()) out.push_back(i);
   return out;
+}
+
+http::HttpResult Operator::Request(const std::string& client, const std::string& query,
+                                  const http::Headers& extra, const std::string& method) {
+  http::Headers h = extra;
+  if (!client.empty()) h.emplace_back("Authorization", client);
+  return http::HttpCall(client_port_, method, "/request" + query, "", h);
 }
 
 RunResult Operator::Mmctl(std::vector<std::string> args, const std::string& input) {

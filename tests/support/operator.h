@@ -27,6 +27,7 @@ class Operator {
   Child* process() { return child_.get(); }
 
   std::uint16_t admin_port() const { return admin_port_; }
+  std::uint16_t client_port() const { return client_port_; }
   const std::string& data_dir() const { return data_dir_; }
   std::string server() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
 
@@ -34,6 +35,9 @@ class Operator {
   // The pool as JSON (null if not found) and its instances.
   boost::json::value Pool(const std::string& name);
   std::vector<boost::json::value> Instances(const std::string& pool);
+  // A client API call with `client` as the (header-auth) credential.
+  http::HttpResult Request(const std::string& client, const std::string& query = "",
+                           const http::Headers& extra = {}, const std::string& method = "POST");
   // Runs mmctl against this operator.
   RunResult Mmctl(std::vector<std::string> args, const std::string& input = "");
 
@@ -44,6 +48,7 @@ class Operator {
   std::string data_dir_;
   std::unique_ptr<Child> child_;
   std::uint16_t admin_port_ = 0;
+  std::uint16_t client_port_ = 0;
 };
 
 // Polls `pred` every 50 ms until true or `timeout`; returns its last value.

@@ -1,0 +1,78 @@
+#pragma once
+
+// Hands clients a slot on a game server: candidates from the pool state's
+// indexes (partially filled first, then warm), the Reservation API
+// handshake on the instance, 403 -> Full and the next candidate, a queue
+// when nothing can take the client, and every 200 journaled before it is
+// answered. At most one handshake per instance is in flight, so concurrent
+// allocations never send an instance more than it could accept.
+//
+// Thread-safety: every method runs on the io thread.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+namespace mm::reconcile {
+class Controller;
+}
+namespace mm::metrics {
+class Metrics;
+}
+
+namespace mm::allocate {
+
+struct Request {
+  std::string client;                         // already authenticated and checked
+  std::string pool;                           // "" = any pool (or by selector)
+  std::map<std::string, std::string> selector;  // pool labels
+  std::chrono::milliseconds wait{0};          // long-poll while queued
+};
+
+struct Result {
+  enum class Kind { kAllocated, kQueued, kNotFound, kQueueFull, kUnavailable };
+  Kind kind = Kind::kUnavailable;
+  std::string pool;
+  std::string instance;
+  std::string host;
+  std::map<std::string, int> ports;
+  std::string address;  // host:port of the port named game, else the first
+  std::string message;
+  int retry_after_s = 1;
+};
+
+struct Options {
+  std::size_t queue_limit = 10'000;              // per pool; 429 beyond
+  std::chrono::milliseconds queue_ttl{60'000};   // a queued client not back by then is dropped
+};
+
+class Allocator {
+ public:
+  Allocator(boost::asio::io_context& io, reconcile::Controller& controller, metrics::Metrics* metrics,
+            Options options = {});
+  ~Allocator();
+
+  void Allocate(Request request, std::function<void(Result)> done);
+  // Cancels a queued request; false when the client is not queued.
+  bool Cancel(const std::string& client);
+  // What the client holds or waits for, without a handshake.
+  Result Lookup(const std::string& client) const;
+  int Pending(const std::string& pool) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// "host:port" of the port named "game", else of the first port.
+std::string AddressOf(const std::string& host, const std::map<std::string, int>& ports,
+                      const std::vector<std::string>& port_order);
+
+}  // namespace mm::allocate

@@ -1,0 +1,118 @@
+#include "operator/http/client_api.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "api/reservation/client_id.h"
+#include "operator/allocate/allocator.h"
+
+namespace mm::http {
+namespace json = boost::json;
+using allocate::Result;
+
+namespace {
+
+bool WantsJson(const Request& req) {
+  const std::string* accept = req.Find("Accept");
+  return accept && accept->find("application/json") != std::string::npos;
+}
+
+Response Answer(const Request& req, const std::string& client, const Result& r) {
+  switch (r.kind) {
+    case Result::Kind::kAllocated: {
+      if (!WantsJson(req)) return Response{.body = r.address};
+      json::object ports;
+      for (const auto& [k, v] : r.ports) ports[k] = v;
+      return Response{.content_type = "application/json",
+                      .body = json::serialize(json::object{{"clientId", client},
+                                                           {"pool", r.pool},
+                                                           {"instance", r.instance},
+                                                           {"address", r.address},
+                                                           {"ports", std::move(ports)}})};
+    }
+    case Result::Kind::kQueued: {
+      Response res = WantsJson(req) ? Response{.status = 202,
+                                               .content_type = "application/json",
+                                               .body = json::serialize(json::object{{"clientId", client},
+                                                                                    {"status", "queued"}})}
+                                    : Response{.status = 202, .body = "queued\n"};
+      res.headers.push_back({"Retry-After", std::to_string(r.retry_after_s)});
+      return res;
+    }
+    case Result::Kind::kNotFound: return JsonError(404, r.message);
+    case Result::Kind::kQueueFull: return JsonError(429, r.message);
+    case Result::Kind::kUnavailable: {
+      Response res = JsonError(503, r.message);
+      res.headers.push_back({"Retry-After", "1"});
+      return res;
+    }
+  }
+  return JsonError(500, "unexpected allocation result");
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> ParseWait(std::string_view s) {
+  long long n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc{} || n < 0) return std::nullopt;
+  std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+  std::chrono::milliseconds ms;
+  if (unit == "ms") {
+    ms = std::chrono::milliseconds(n);
+  } else if (unit == "s" || unit.empty()) {
+    ms = std::chrono::seconds(n);
+  } else if (unit == "m") {
+    ms = std::chrono::minutes(n);
+  } else {
+    return std::nullopt;
+  }
+  if (ms > std::chrono::minutes(1)) return std::nullopt;
+  return ms;
+}
+
+void ClientApi::Handle(Request&& req, Reply reply) {
+  if (req.path != "/request") return reply(JsonError(404, "not found: the client API serves /request"));
+  if (req.method != "POST" && req.method != "GET" && req.method != "DELETE") {
+    return reply(JsonError(405, "method " + req.method + " not allowed"));
+  }
+  auto who = auth_.Authenticate(req);
+  if (auto* err = std::get_if<AuthError>(&who)) return reply(JsonError(401, err->message));
+  std::string client = std::get<std::string>(std::move(who));
+  if (auto why = reservation::CheckClientId(client)) return reply(JsonError(400, *why));
+
+  if (req.method == "GET") return reply(Answer(req, client, allocator_.Lookup(client)));
+  if (req.method == "DELETE") {
+    if (!allocator_.Cancel(client)) return reply(JsonError(404, "the client is not queued"));
+    return reply(Response{.body = "cancelled\n"});
+  }
+  allocate::Request ar;
+  ar.client = client;
+  for (const auto& [k, v] : ParseQuery(req.query)) {
+    if (k == "pool") {
+      ar.pool = v;
+    } else if (k == "selector") {
+      std::string_view sel = v;
+      while (!sel.empty()) {
+        auto comma = sel.find(',');
+        std::string_view term = sel.substr(0, comma);
+        auto eq = term.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+          return reply(JsonError(400, "selector terms are key=value, comma-separated"));
+        }
+        ar.selector[std::string(term.substr(0, eq))] = std::string(term.substr(eq + 1));
+        sel = comma == std::string_view::npos ? std::string_view{} : sel.substr(comma + 1);
+      }
+    } else if (k == "wait") {
+      auto w = ParseWait(v);
+      if (!w) return reply(JsonError(400, "wait must be a duration like 2s or 500ms, at most 1m"));
+      ar.wait = *w;
+    }
+  }
+  if (!ar.pool.empty() && !ar.selector.empty()) return reply(JsonError(400, "use pool or selector, not both"));
+  allocator_.Allocate(std::move(ar), [req = std::move(req), client, reply](Result r) {
+    reply(Answer(req, client, r));
+  });
+}
+
+}  // namespace mm::http

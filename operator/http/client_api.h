@@ -1,0 +1,37 @@
+#pragma once
+
+// The client API on --listen:
+//   POST   /request[?pool=NAME|?selector=k=v,k2=v2][&wait=2s]  200 | 202 | 400 | 401 | 404 | 429 | 503
+//   GET    /request   the client's current state (200 slot, 202 queued, 404 neither)
+//   DELETE /request   cancels a queued request (200, 404 when not queued)
+// 200 bodies are "host:port" (text/plain), or with Accept: application/json
+// {"clientId","pool","instance","address","ports":{...}}. Runs on the io thread.
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+#include "operator/http/auth.h"
+#include "operator/http/message.h"
+
+namespace mm::allocate {
+class Allocator;
+}
+
+namespace mm::http {
+
+class ClientApi {
+ public:
+  ClientApi(allocate::Allocator& allocator, const Authorizer& auth) : allocator_(allocator), auth_(auth) {}
+  void Handle(Request&& req, Reply reply);
+
+ private:
+  allocate::Allocator& allocator_;
+  const Authorizer& auth_;
+};
+
+// "2s", "1500ms", "1m": a long-poll duration; nullopt when malformed or
+// over a minute.
+std::optional<std::chrono::milliseconds> ParseWait(std::string_view s);
+
+}  // namespace mm::http

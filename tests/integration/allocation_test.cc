@@ -1,0 +1,331 @@
+// POST /request against a real matchmakerd with real mm-gameserver instances.
+
+#include <gtest/gtest.h>
+#include <jwt.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "tests/support/operator.h"
+
+namespace mm::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+constexpr char kPools[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
+
+// address ("127.0.0.1:port" of the game port) -> control port, from the admin API.
+std::map<std::string, std::uint16_t> ControlPorts(Operator& op, const std::string& pool) {
+  std::map<std::string, std::uint16_t> out;
+  for (const auto& i : op.Instances(pool)) {
+    std::string addr = std::string(i.at("host").as_string()) + ":" +
+                       std::to_string(i.at("ports").at("game").as_int64());
+    out[addr] = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
+  }
+  return out;
+}
+
+bool Verifies(std::uint16_t control_port, const std::string& client_encoded) {
+  return http::HttpCall(control_port, "GET", "/reservation/" + client_encoded).status == 200;
+}
+
+void Apply(Operator& op, const std::string& name, const std::string& yaml) {
+  auto r = op.Call("PUT", std::string(kPools) + "/" + name, yaml);
+  ASSERT_TRUE(r.status == 200 || r.status == 201) << r.body;
+}
+
+TEST(Allocation, PacksPlayersThenUsesWarmInstances) {
+  Operator op("pack");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 2));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }));
+  std::map<std::string, int> per_server;
+  std::vector<std::string> addr;
+  for (std::string c : {"a", "b", "c", "d"}) {
+    auto r = op.Request(c);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("Content-Type").substr(0, 10), "text/plain");
+    addr.push_back(r.body);
+    per_server[r.body]++;
+  }
+  EXPECT_EQ(addr[0], addr[1]);  // packed onto the partially filled one
+  EXPECT_EQ(addr[0], addr[2]);
+  EXPECT_NE(addr[0], addr[3]);  // full at 3: the next warm instance
+  auto ports = ControlPorts(op, "eu");
+  for (std::string c : {"a", "b", "c"}) EXPECT_TRUE(Verifies(ports[addr[0]], c));
+  EXPECT_TRUE(Verifies(ports[addr[3]], "d"));
+  // The warm pool is refilled: 2 Ready again besides the busy ones.
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }));
+  auto pool = op.Pool("eu");
+  EXPECT_EQ(Count(pool, "full"), 1);
+  EXPECT_EQ(Count(pool, "allocated"), 1);
+}
+
+TEST(Allocation, RepeatRequestGetsTheSameServerAndJsonWorks) {
+  Operator op("repeat");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 2));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }));
+  auto first = op.Request("player-1");
+  ASSERT_EQ(first.status, 200);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(op.Request("player-1").body, first.body);
+  auto j = op.Request("player-1", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(j.status, 200);
+  auto v = json::parse(j.body);
+  EXPECT_EQ(v.at("clientId"), "player-1");
+  EXPECT_EQ(v.at("pool"), "eu");
+  EXPECT_EQ(v.at("address").as_string(), first.body);
+  EXPECT_TRUE(v.at("ports").as_object().contains("game"));
+  EXPECT_EQ(op.Request("player-1", "", {}, "GET").body, first.body);
+  // Once the server no longer verifies (its match ended), a new allocation.
+  auto ports = ControlPorts(op, "eu");
+  ASSERT_EQ(http::HttpCall(ports[first.body], "POST", "/close").status, 200);
+  auto again = op.Request("player-1");
+  ASSERT_EQ(again.status, 200);
+  EXPECT_NE(again.body, first.body);
+}
+
+TEST(Allocation, UnknownPoolSelectorAndAuthErrors) {
+  Operator op("errors");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  EXPECT_EQ(op.Request("x", "?pool=nope").status, 404);
+  EXPECT_EQ(op.Request("x", "?selector=region%3Dmars").status, 404);
+  EXPECT_EQ(op.Request("x", "?wait=forever").status, 400);
+  EXPECT_EQ(op.Request("").status, 401);
+  EXPECT_EQ(op.Request("x", "?pool=eu").status, 200);
+  EXPECT_EQ(op.Request("y", "", {}, "DELETE").status, 404);
+}
+
+TEST(Allocation, HostileIdsCannotReachOtherRoutes) {
+  Operator op("hostile");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  auto r = op.Request("../close");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto r2 = op.Request("a/b?x=1#y");
+  ASSERT_EQ(r2.status, 200);
+  EXPECT_EQ(r2.body, r.body);
+  auto ports = ControlPorts(op, "eu");
+  EXPECT_TRUE(Verifies(ports[r.body], "..%2Fclose"));  // the server is alive and holds the id
+  EXPECT_TRUE(Verifies(ports[r.body], "a%2Fb%3Fx%3D1%23y"));
+  EXPECT_EQ(op.Request("tab\there").status, 400);
+  EXPECT_EQ(op.Request(std::string(257, 'x')).status, 400);
+  EXPECT_EQ(op.Request(std::string(256, 'x')).status, 200);
+}
+
+TEST(Allocation, TwoHundredConcurrentClientsAllVerifiedWithinCapacityAndMax) {
+  Operator op("load");
+  ASSERT_TRUE(op.Start());
+  constexpr int kClients = 200, kMax = 80;
+  Apply(op, "eu", GameServerPool("eu", 5, kMax));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 5; }));
+  std::mutex mu;
+  std::map<std::string, std::string> got;  // client -> address
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      std::string id = "c" + std::to_string(i);
+      // A go-matchmaker client: POST until 200, bounded.
+      for (int attempt = 0; attempt < 200; ++attempt) {
+        auto r = op.Request(id, "?wait=5s");
+        if (r.status == 200) {
+          std::lock_guard lock(mu);
+          got[id] = r.body;
+          return;
+        }
+        if (r.status != 202) {
+          std::lock_guard lock(mu);
+          ADD_FAILURE() << id << ": " << r.status << " " << r.body << r.error;
+          break;
+        }
+      }
+      failures++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kClients));
+  auto ports = ControlPorts(op, "eu");
+  std::map<std::string, int> per_server;
+  for (const auto& [id, addr] : got) {
+    ASSERT_TRUE(ports.contains(addr)) << addr;
+    EXPECT_TRUE(Verifies(ports[addr], id)) << id;
+    per_server[addr]++;
+  }
+  for (const auto& [addr, n] : per_server) EXPECT_LE(n, 3) << addr;
+  EXPECT_GE(per_server.size(), static_cast<std::size_t>((kClients + 2) / 3));
+  EXPECT_LE(static_cast<int>(op.Instances("eu").size()), kMax);
+}
+
+TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
+  Operator op("durable");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 4, 40));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 4; }));
+  std::map<std::string, std::string> got;
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::thread loader([&] {
+    for (int i = 0; i < 400 && !stop; ++i) {
+      std::string id = "k" + std::to_string(i);
+      auto r = op.Request(id);
+      if (r.status == 200) {
+        std::lock_guard lock(mu);
+        got[id] = r.body;
+      }
+    }
+  });
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return got.size() >= 20;
+  }));
+  op.Kill9();  // mid-load
+  stop = true;
+  loader.join();
+  ASSERT_TRUE(op.Start());
+  ASSERT_GE(got.size(), 20u);
+  for (const auto& [id, addr] : got) {
+    auto r = op.Request(id);
+    EXPECT_EQ(r.status, 200) << id;
+    EXPECT_EQ(r.body, addr) << id;
+  }
+}
+
+TEST(Allocation, QueuedUntilAnInstanceIsReadyThenServed) {
+  Operator op("queue");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 0, 2));
+  auto r = op.Request("q1");
+  ASSERT_EQ(r.status, 202);
+  EXPECT_EQ(r.Header("Retry-After"), "1");
+  EXPECT_EQ(op.Request("q1", "", {}, "GET").status, 202);
+  ASSERT_TRUE(Eventually([&] { return op.Request("q1").status == 200; }));
+  // Long-poll: answered 200 as soon as it is served.
+  Apply(op, "us", GameServerPool("us", 0, 1));
+  auto lp = op.Request("q2", "?pool=us&wait=20s");
+  EXPECT_EQ(lp.status, 200) << lp.body;
+  // A queued request can be cancelled.
+  Apply(op, "none", GameServerPool("none", 0, 1, "", ", \"--capacity\", \"0\""));
+  EXPECT_EQ(op.Request("q3", "?pool=none").status, 202);
+  EXPECT_EQ(op.Request("q3", "", {}, "DELETE").status, 200);
+  EXPECT_EQ(op.Request("q3", "", {}, "DELETE").status, 404);
+}
+
+TEST(Allocation, HangingInstanceTimesOutAndTheClientIsServedElsewhere) {
+  Operator op("hang");
+  ASSERT_TRUE(op.Start());
+  std::string hang = GameServerPool("a-hang", 1, 1, "  reservation: {timeoutMs: 200, retries: 1, cooldownMs: 10}\n",
+                                    ", \"--reservation-delay-ms\", \"30000\"");
+  hang.replace(hang.find("metadata: {name: a-hang}"), 24, "metadata: {name: a-hang, labels: {tier: x}}");
+  std::string ok = GameServerPool("b-ok", 1);
+  ok.replace(ok.find("metadata: {name: b-ok}"), 22, "metadata: {name: b-ok, labels: {tier: x}}");
+  Apply(op, "a-hang", hang);
+  Apply(op, "b-ok", ok);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("a-hang"), "ready") == 1 && Count(op.Pool("b-ok"), "ready") == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = op.Request("patient", "?selector=tier%3Dx");
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(ControlPorts(op, "b-ok").contains(r.body));
+  EXPECT_LT(took, 5s);
+  auto metrics = op.Call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("matchmaker_reservations_total{code=\"0\",pool=\"a-hang\"}"), std::string::npos);
+}
+
+TEST(Allocation, BusyInstancesSurviveTemplateChangeAndDeletionDrains) {
+  Operator op("busy");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 2));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }));
+  auto held = op.Request("holder");
+  ASSERT_EQ(held.status, 200);
+  auto ports = ControlPorts(op, "eu");
+  std::uint16_t busy_port = ports[held.body];
+  std::string v2 = GameServerPool("eu", 2);
+  v2.replace(v2.find("\"3\"]"), 4, "\"4\"]");
+  Apply(op, "eu", v2);
+  ASSERT_TRUE(Eventually([&] {
+    auto inst = op.Instances("eu");
+    int old_busy = 0, new_ready = 0;
+    for (const auto& i : inst) {
+      bool busy = i.at("state") == "Allocated";
+      old_busy += busy && static_cast<std::uint16_t>(i.at("controlPort").as_int64()) == busy_port;
+      new_ready += i.at("state") == "Ready";
+    }
+    return inst.size() == 3 && old_busy == 1 && new_ready == 2;
+  })) << op.Call("GET", std::string(kPools) + "/eu/instances").body;
+  EXPECT_TRUE(Verifies(busy_port, "holder"));
+  // Deletion drains: idle ones go, the busy one stays until its match ends.
+  ASSERT_EQ(op.Call("DELETE", std::string(kPools) + "/eu").status, 200);
+  ASSERT_TRUE(Eventually([&] { return op.Instances("eu").size() == 1 && op.ManagedPids().size() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(Verifies(busy_port, "holder"));
+  ASSERT_EQ(http::HttpCall(busy_port, "POST", "/close").status, 200);
+  ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
+}
+
+std::string MakeToken(const std::string& alg_name, const std::string& key, const std::string& sub, long exp_in,
+                      long nbf_in = 0) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  if (!sub.empty()) jwt_add_grant(jwt, "sub", sub.c_str());
+  long now = static_cast<long>(std::time(nullptr));
+  jwt_add_grant_int(jwt, "exp", now + exp_in);
+  if (nbf_in) jwt_add_grant_int(jwt, "nbf", now + nbf_in);
+  jwt_alg_t alg = alg_name == "none" ? JWT_ALG_NONE : JWT_ALG_HS256;
+  jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
+              alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
+  char* s = jwt_encode_str(jwt);
+  std::string out = s ? s : "";
+  free(s);
+  jwt_free(jwt);
+  return out;
+}
+
+TEST(Allocation, JwtAcceptsValidTokensAndRejectsTheRest) {
+  Operator op("jwt");
+  const std::string secret = "0123456789abcdef0123456789abcdef";
+  std::string secret_file = op.data_dir() + "/jwt.secret";
+  std::ofstream(secret_file) << secret << "\n";
+  ASSERT_TRUE(op.Start({"--auth", "jwt", "--jwt-secret-file", secret_file}));
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  auto bearer = [](const std::string& t) { return "Bearer " + t; };
+  auto ok = op.Request(bearer(MakeToken("HS256", secret, "alice", 60)));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(Verifies(ControlPorts(op, "eu")[ok.body], "alice"));
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", -10))).status, 401);        // expired
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", 60, 30))).status, 401);     // not yet
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", std::string(32, 'z'), "bob", 60))).status, 401);  // wrong key
+  EXPECT_EQ(op.Request(bearer(MakeToken("none", "", "bob", 60))).status, 401);              // alg none
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "", 60))).status, 401);            // no sub
+  EXPECT_EQ(op.Request("alice").status, 401);                                               // not a bearer
+  EXPECT_EQ(op.Request(bearer("garbage.token.here")).status, 401);
+}
+
+TEST(Allocation, MetricsCountAllocations) {
+  Operator op("allocmetrics");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  ASSERT_EQ(op.Request("m1").status, 200);
+  ASSERT_EQ(op.Request("m2").status, 200);
+  auto m = op.Call("GET", "/metrics").body;
+  EXPECT_NE(m.find("matchmaker_allocations_total{pool=\"eu\",result=\"allocated\"} 2"), std::string::npos) << m;
+  EXPECT_NE(m.find("matchmaker_allocation_duration_seconds_count{pool=\"eu\"} 2"), std::string::npos);
+  EXPECT_NE(m.find("matchmaker_reservations_total{code=\"200\",pool=\"eu\"} 2"), std::string::npos);
+  EXPECT_NE(m.find("matchmaker_pending_requests"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mm::testing
