@@ -9,6 +9,7 @@ packages=(
   prometheus-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
+  openssl
 )
 
 missing=()

@@ -169,17 +169,18 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       bool was_ready = inst->state == InstanceState::kReady;
       ps->AddReservation(name, a->req.client);
       if (was_ready) controller.Enqueue(pool);  // the warm pool shrank: refill now
-      Instance snapshot = *ps->Find(name);
+      Result ok = Allocated(pool, *inst);
       // Durable before it is acknowledged.
-      controller.Persist(snapshot, [self = shared_from_this(), a, pool, snapshot](std::optional<std::string> err) {
-        if (err) {
-          Result fail;
-          fail.kind = Result::Kind::kUnavailable;
-          fail.message = "could not record the reservation: " + *err;
-          return self->Finish(a, std::move(fail));
-        }
-        self->Finish(a, self->Allocated(pool, snapshot));
-      });
+      controller.PersistReservation(pool, name, a->req.client, true,
+                                    [self = shared_from_this(), a, ok](std::optional<std::string> err) {
+                                      if (err) {
+                                        Result fail;
+                                        fail.kind = Result::Kind::kUnavailable;
+                                        fail.message = "could not record the reservation: " + *err;
+                                        return self->Finish(a, std::move(fail));
+                                      }
+                                      self->Finish(a, ok);
+                                    });
       return;
     }
     if (r.status == 403) {
@@ -347,9 +348,7 @@ Allocator::Allocator(net::io_context& io, reconcile::Controller& controller, met
   controller.SetDemand([weak](const std::string& pool) {
     auto self = weak.lock();
     if (!self) return 0;
-    int pending = self->Pending(pool);
-    int per_instance = std::max(1, self->capacity[pool]);
-    return (pending + per_instance - 1) / per_instance;
+    return state::QueuedDemand(self->Pending(pool), self->capacity[pool]);
   });
   impl_->Sweep();
 }
@@ -381,8 +380,10 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
     auto* ps = impl.controller.Find(pool);
     const Instance* held = ps ? ps->InstanceOf(a->req.client) : nullptr;
     if (!held) continue;
-    Instance snapshot = *held;
-    http::ClientRequest verify{snapshot.control_host, static_cast<std::uint16_t>(snapshot.control_port), "GET",
+    struct Held {
+      std::string name;
+    } snapshot{held->name};
+    http::ClientRequest verify{held->control_host, static_cast<std::uint16_t>(held->control_port), "GET",
                                "/reservation/" + reservation::PercentEncode(a->req.client), "",
                                std::chrono::milliseconds(ps->pool().spec.reservation.timeoutMs)};
     http::AsyncCall(impl.io, verify, [self = impl_, a, pool, snapshot](http::ClientResponse r) {
@@ -392,7 +393,7 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
       }
       // No longer verifies: forget it, allocate afresh.
       if (ps && ps->RemoveReservation(snapshot.name, a->req.client)) {
-        self->controller.Persist(*ps->Find(snapshot.name));
+        self->controller.PersistReservation(pool, snapshot.name, a->req.client, false);
       }
       self->Try(a);
     });

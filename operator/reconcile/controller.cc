@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "api/reservation/client_id.h"
 #include "api/v1alpha1/codec.h"
 #include "operator/backend/backend.h"
 #include "operator/http/client.h"
@@ -28,6 +29,10 @@ constexpr char kProbeTarget[] = "/reservation/mm-readiness-probe";
 std::string PoolKey(const std::string& pool) { return "pool/" + pool; }
 std::string InstanceKey(const std::string& pool, const std::string& name) {
   return "instance/" + pool + "/" + name;
+}
+// Client ids may hold '/': the key carries them percent-encoded.
+std::string ReservationKey(const std::string& pool, const std::string& name, const std::string& client) {
+  return "reservation/" + pool + "/" + name + "/" + reservation::PercentEncode(client);
 }
 
 double Seconds(state::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -117,6 +122,18 @@ void Controller::Start() {
     }
     it->second.state->Upsert(*inst);
   }
+  for (const auto& [key, value] : impl.store.recovered()) {
+    if (!key.starts_with("reservation/")) continue;
+    // reservation/<pool>/<instance>/<encoded client>
+    auto a = key.find('/', 12), b = a == std::string::npos ? a : key.find('/', a + 1);
+    auto it = b == std::string::npos ? impl.pools.end() : impl.pools.find(key.substr(12, a - 12));
+    std::string name = b == std::string::npos ? "" : key.substr(a + 1, b - a - 1);
+    if (it == impl.pools.end() || !it->second.state->Find(name)) {
+      stale.push_back(key);
+      continue;
+    }
+    it->second.state->AddReservation(name, value);
+  }
   if (!stale.empty()) {
     std::vector<store::Op> ops;
     for (auto& k : stale) ops.push_back({store::Op::kDelete, k, ""});
@@ -202,7 +219,7 @@ void Controller::Reconcile(const std::string& name) {
   state::PlanInput in;
   in.spec = &ps.pool().spec;
   in.template_hash = ps.template_hash();
-  in.instances = ps.Instances();
+  in.instances = ps.InstancesUnordered();
   in.now = now;
   in.deleting = ps.deleting;
   in.force = ps.force_delete;
@@ -212,8 +229,12 @@ void Controller::Reconcile(const std::string& name) {
   state::Plan plan = state::PlanReconcile(in);
 
   for (const auto& gone : plan.forget) {
+    std::vector<store::Op> ops = {{store::Op::kDelete, InstanceKey(name, gone), ""}};
+    if (const Instance* i = ps.Find(gone)) {
+      for (const auto& c : i->reservations) ops.push_back({store::Op::kDelete, ReservationKey(name, gone, c), ""});
+    }
     ps.Erase(gone);
-    impl.store.Commit({{store::Op::kDelete, InstanceKey(name, gone), ""}});
+    impl.store.Commit(std::move(ops));
   }
   for (const auto& r : plan.remove) {
     const Instance* i = ps.Find(r.name);
@@ -400,7 +421,11 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
   inst.state = InstanceState::kExited;
   inst.exited_at = state::Clock::now();
   inst.message = message;
-  inst.reservations.clear();  // its match is over
+  // Its match is over: its reservations go with it.
+  std::vector<store::Op> ops;
+  for (const auto& c : inst.reservations) ops.push_back({store::Op::kDelete, ReservationKey(pool, name, c), ""});
+  if (!ops.empty()) impl.store.Commit(std::move(ops));
+  inst.reservations.clear();
   ps.Upsert(inst);
   Persist(inst);
   Enqueue(pool);
@@ -408,7 +433,7 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
 
 void Controller::Persist(const Instance& instance, std::function<void(std::optional<std::string>)> done) {
   impl_->store.Commit({{store::Op::kPut, InstanceKey(instance.pool, instance.name),
-                        json::serialize(state::ToJson(instance))}},
+                        json::serialize(state::ToJson(instance, /*with_reservations=*/false))}},
                       [&io = impl_->io, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
                         if (err) spdlog::error("store: {}", *err);
                         if (!done) return;
@@ -417,6 +442,21 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
                           done(err);
                         });
                       });
+}
+
+void Controller::PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
+                                    bool add, std::function<void(std::optional<std::string>)> done) {
+  store::Op op{add ? store::Op::kPut : store::Op::kDelete, ReservationKey(pool, instance, client),
+               add ? client : std::string()};
+  impl_->store.Commit({std::move(op)}, [&io = impl_->io, done = std::move(done),
+                                        alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
+    if (err) spdlog::error("store: {}", *err);
+    if (!done) return;
+    net::post(io, [done, err, alive] {
+      if (auto a = alive.lock(); !a || !*a) return;
+      done(err);
+    });
+  });
 }
 
 void Controller::PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done) {

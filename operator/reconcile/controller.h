@@ -86,8 +86,12 @@ class Controller {
   void OnInstanceReady(std::function<void(const std::string& pool)> fn);
   // Extra instances `pool` needs for queued clients (beyond warm).
   void SetDemand(std::function<int(const std::string& pool)> fn);
-  // Journals `instance` as it is now in its pool.
+  // Journals `instance` as it is now in its pool (without its reservations).
   void Persist(const state::Instance& instance, std::function<void(std::optional<std::string>)> done = nullptr);
+  // Journals one reservation (added or removed); `done` runs on the io
+  // thread once it is durable.
+  void PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
+                          bool add, std::function<void(std::optional<std::string>)> done = nullptr);
 
  private:
   struct Entry;

@@ -22,9 +22,11 @@ std::int64_t Int(const json::object& o, std::string_view k) {
 
 }  // namespace
 
-json::value ToJson(const Instance& i) {
+json::value ToJson(const Instance& i, bool with_reservations) {
   json::array reservations;
-  for (const auto& r : i.reservations) reservations.emplace_back(r);
+  if (with_reservations) {
+    for (const auto& r : i.reservations) reservations.emplace_back(r);
+  }
   json::object ports;
   for (const auto& [k, v] : i.ports) ports[k] = v;
   return json::object{{"pool", i.pool},

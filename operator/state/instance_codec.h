@@ -9,7 +9,8 @@
 
 namespace mm::state {
 
-boost::json::value ToJson(const Instance& i);
+// `with_reservations` false: the store keeps reservations as keys of their own.
+boost::json::value ToJson(const Instance& i, bool with_reservations = true);
 // nullopt when `v` is not an instance record.
 std::optional<Instance> InstanceFromJson(const boost::json::value& v);
 

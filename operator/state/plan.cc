@@ -8,12 +8,15 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Newest first; ties by name so plans are deterministic.
-void NewestFirst(std::vector<const Instance*>& v) {
-  std::sort(v.begin(), v.end(), [](const Instance* a, const Instance* b) {
-    if (a->created != b->created) return a->created > b->created;
-    return a->name > b->name;
-  });
+// Orders the first `n` newest first (ties by name, so plans are
+// deterministic); only what a plan removes is sorted.
+void NewestFirst(std::vector<const Instance*>& v, std::size_t n) {
+  n = std::min(n, v.size());
+  std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
+                    [](const Instance* a, const Instance* b) {
+                      if (a->created != b->created) return a->created > b->created;
+                      return a->name > b->name;
+                    });
 }
 
 void Earliest(std::optional<TimePoint>& at, TimePoint t) {
@@ -30,6 +33,12 @@ std::string_view ToString(RemovalReason r) {
     case RemovalReason::kPoolDeleted: return "PoolDeleted";
   }
   return "Unknown";
+}
+
+int QueuedDemand(int pending, int learned_capacity) {
+  if (pending <= 0) return 0;
+  int per_instance = std::max(1, learned_capacity);
+  return (pending + per_instance - 1) / per_instance;
 }
 
 milliseconds Backoff(int consecutive, const Limits& limits) {
@@ -83,15 +92,12 @@ Plan PlanReconcile(const PlanInput& in) {
   }
 
   std::vector<Removal> removals;
-  auto remove = [&](const std::vector<const Instance*>& from, std::size_t n,
-                    RemovalReason why) {
+  auto remove = [&](std::vector<const Instance*>& from, std::size_t n, RemovalReason why) {
+    NewestFirst(from, n);
     for (std::size_t k = 0; k < n && k < from.size(); ++k) {
       removals.push_back({from[k]->name, why});
     }
   };
-  for (auto* v : {&starting_cur, &starting_old, &ready_cur, &ready_old, &busy_list}) {
-    NewestFirst(*v);
-  }
   remove(timed_out, timed_out.size(), RemovalReason::kStartTimeout);
 
   if (in.deleting) {
@@ -117,10 +123,11 @@ Plan PlanReconcile(const PlanInput& in) {
     // Current idle beyond want: starting before ready, newest first.
     int cur_surplus = std::max(0, cur - want);
     old -= old_remove;
-    std::vector<const Instance*> cur_idle = starting_cur;
-    cur_idle.insert(cur_idle.end(), ready_cur.begin(), ready_cur.end());
     remove(ready_old, static_cast<std::size_t>(old_remove), RemovalReason::kOutdated);
-    remove(cur_idle, static_cast<std::size_t>(cur_surplus), RemovalReason::kScaleDown);
+    // Starting ones go before Ready ones.
+    std::size_t from_starting = std::min(static_cast<std::size_t>(cur_surplus), starting_cur.size());
+    remove(starting_cur, from_starting, RemovalReason::kScaleDown);
+    remove(ready_cur, static_cast<std::size_t>(cur_surplus) - from_starting, RemovalReason::kScaleDown);
     cur -= cur_surplus;
 
     int need = std::max(0, want - cur);
@@ -132,6 +139,7 @@ Plan PlanReconcile(const PlanInput& in) {
     int create = std::max(0, std::min({need, headroom_max, headroom_surge}));
     if (create < need && old > 0 && headroom_max <= 0) {
       // At maxInstances mid-rollout: give up an outdated idle one to make room.
+      NewestFirst(ready_old, ready_old.size());
       std::vector<const Instance*> rest(ready_old.begin() + old_remove, ready_old.end());
       int extra = std::min({need - create, old, surge});
       remove(rest, static_cast<std::size_t>(extra), RemovalReason::kOutdated);

@@ -65,6 +65,11 @@ struct Plan {
 
 Plan PlanReconcile(const PlanInput& in);
 
+// Instances wanted for `pending` queued clients when instances of the pool
+// were seen to hold `learned_capacity` clients (0: not learned yet, so one
+// instance per client, the safe side).
+int QueuedDemand(int pending, int learned_capacity);
+
 // Delay before the next creation after `consecutive` failures (0 when none).
 std::chrono::milliseconds Backoff(int consecutive, const Limits& limits);
 

@@ -44,20 +44,28 @@ const Instance* PoolState::Find(const std::string& name) const {
   return it == instances_.end() ? nullptr : &it->second;
 }
 
-void PoolState::Index(const Instance& i) {
-  ++counts_[static_cast<int>(i.state)];
-  if (i.state == InstanceState::kAllocated) {
-    partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
-  } else if (i.state == InstanceState::kReady) {
-    ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
+void PoolState::IndexShape(const Instance& i, int sign) {
+  counts_[static_cast<int>(i.state)] += sign;
+  outdated_idle_ += sign * (i.idle() && i.template_hash != template_hash_);
+  if (sign > 0) {
+    if (i.state == InstanceState::kAllocated) {
+      partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
+    } else if (i.state == InstanceState::kReady) {
+      ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
+    }
+  } else {
+    partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
+    ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
   }
+}
+
+void PoolState::Index(const Instance& i) {
+  IndexShape(i, +1);
   for (const auto& c : i.reservations) clients_[c] = i.name;
 }
 
 void PoolState::Unindex(const Instance& i) {
-  --counts_[static_cast<int>(i.state)];
-  partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
-  ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
+  IndexShape(i, -1);
   for (const auto& c : i.reservations) {
     auto it = clients_.find(c);
     if (it != clients_.end() && it->second == i.name) clients_.erase(it);
@@ -86,9 +94,9 @@ void PoolState::Erase(const std::string& name) {
 bool PoolState::SetState(const std::string& name, InstanceState state) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
-  Unindex(it->second);
+  IndexShape(it->second, -1);
   it->second.state = state;
-  Index(it->second);
+  IndexShape(it->second, +1);
   return true;
 }
 
@@ -103,22 +111,25 @@ std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
   return out;
 }
 
+// O(log n): only this client and this instance's index entries change.
 bool PoolState::AddReservation(const std::string& name, const std::string& client) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
-  Unindex(it->second);
+  IndexShape(it->second, -1);
   it->second.reservations.insert(client);
   if (it->second.state == InstanceState::kReady) it->second.state = InstanceState::kAllocated;
-  Index(it->second);
+  IndexShape(it->second, +1);
+  clients_[client] = name;
   return true;
 }
 
 bool PoolState::RemoveReservation(const std::string& name, const std::string& client) {
   auto it = instances_.find(name);
   if (it == instances_.end() || !it->second.reservations.contains(client)) return false;
-  Unindex(it->second);
+  IndexShape(it->second, -1);
   it->second.reservations.erase(client);
-  Index(it->second);
+  IndexShape(it->second, +1);
+  if (auto c = clients_.find(client); c != clients_.end() && c->second == name) clients_.erase(c);
   return true;
 }
 
@@ -127,10 +138,15 @@ const Instance* PoolState::InstanceOf(const std::string& client) const {
   return it == clients_.end() ? nullptr : Find(it->second);
 }
 
-std::vector<const Instance*> PoolState::Instances() const {
+std::vector<const Instance*> PoolState::InstancesUnordered() const {
   std::vector<const Instance*> out;
   out.reserve(instances_.size());
   for (const auto& [name, i] : instances_) out.push_back(&i);
+  return out;
+}
+
+std::vector<const Instance*> PoolState::Instances() const {
+  std::vector<const Instance*> out = InstancesUnordered();
   std::sort(out.begin(), out.end(),
             [](const Instance* a, const Instance* b) { return a->name < b->name; });
   return out;
@@ -160,10 +176,7 @@ api::ServerPoolStatus ComputeStatus(const PoolState& pool, const Plan& plan,
   const auto& spec = pool.pool().spec;
   const auto& c = s.instances;
   int total = c.starting + c.ready + c.allocated + c.full + c.terminating;
-  int outdated = 0;
-  for (const Instance* i : pool.Instances()) {
-    outdated += i->idle() && i->template_hash != pool.template_hash();
-  }
+  int outdated = pool.OutdatedIdle();
 
   auto cond = [&](std::string type, bool status, std::string reason, std::string message) {
     api::Condition out{type, status ? "True" : "False", std::move(reason), std::move(message), ""};

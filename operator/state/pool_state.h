@@ -42,7 +42,12 @@ class PoolState {
   // The instance `client` holds a slot on, if any.
   const Instance* InstanceOf(const std::string& client) const;
 
+  // Every instance, sorted by name (for listings).
   std::vector<const Instance*> Instances() const;
+  // Every instance in no particular order (for planning: no sort).
+  std::vector<const Instance*> InstancesUnordered() const;
+  // Idle (Starting or Ready) instances not on the current template.
+  int OutdatedIdle() const { return outdated_idle_; }
   std::size_t size() const { return instances_.size(); }
   api::InstanceCounts Counts() const;
   int Count(InstanceState s) const { return counts_[static_cast<int>(s)]; }
@@ -52,6 +57,8 @@ class PoolState {
   bool force_delete = false;
 
  private:
+  // Counts, allocation indexes and the outdated count (not the client index).
+  void IndexShape(const Instance& i, int sign);
   void Index(const Instance& i);
   void Unindex(const Instance& i);
 
@@ -62,6 +69,7 @@ class PoolState {
   std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
   std::unordered_map<std::string, std::string> clients_;  // client -> instance
   int counts_[6] = {};
+  int outdated_idle_ = 0;
 };
 
 // Status as SPEC.md defines it, derived from state: counts by state,

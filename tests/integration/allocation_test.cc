@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -311,6 +312,49 @@ TEST(Allocation, JwtAcceptsValidTokensAndRejectsTheRest) {
   EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "", 60))).status, 401);            // no sub
   EXPECT_EQ(op.Request("alice").status, 401);                                               // not a bearer
   EXPECT_EQ(op.Request(bearer("garbage.token.here")).status, 401);
+}
+
+// An EC P-256 key pair as PEM (private, public), made with OpenSSL's CLI.
+std::pair<std::string, std::string> EcKeyPair(const std::string& dir) {
+  std::string priv = dir + "/ec.key", pub = dir + "/ec.pub";
+  RunCommand({"/usr/bin/openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", priv});
+  RunCommand({"/usr/bin/openssl", "ec", "-in", priv, "-pubout", "-out", pub});
+  auto read = [](const std::string& f) {
+    std::ifstream in(f);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {read(priv), read(pub)};
+}
+
+std::string SignES256(const std::string& priv_pem, const std::string& sub) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  jwt_add_grant(jwt, "sub", sub.c_str());
+  jwt_add_grant_int(jwt, "exp", static_cast<long>(std::time(nullptr)) + 60);
+  jwt_set_alg(jwt, JWT_ALG_ES256, reinterpret_cast<const unsigned char*>(priv_pem.data()),
+              static_cast<int>(priv_pem.size()));
+  char* s = jwt_encode_str(jwt);
+  std::string out = s ? s : "";
+  free(s);
+  jwt_free(jwt);
+  return out;
+}
+
+TEST(Allocation, JwtWithAnEcPublicKeyPinsES256) {
+  Operator op("jwtes");
+  auto [priv, pub] = EcKeyPair(op.data_dir());
+  ASSERT_NE(pub.find("BEGIN PUBLIC KEY"), std::string::npos);
+  std::ofstream(op.data_dir() + "/jwt.pub") << pub;
+  ASSERT_TRUE(op.Start({"--auth", "jwt", "--jwt-public-key-file", op.data_dir() + "/jwt.pub"}));
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  auto ok = op.Request("Bearer " + SignES256(priv, "carol"));
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // Algorithm confusion: an HS256 token keyed with the public key is refused.
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("HS256", pub, "mallory", 60)).status, 401);
+  std::filesystem::create_directories(op.data_dir() + "/other");
+  auto other = EcKeyPair(op.data_dir() + "/other");
+  EXPECT_EQ(op.Request("Bearer " + SignES256(other.first, "mallory")).status, 401);
 }
 
 TEST(Allocation, MetricsCountAllocations) {

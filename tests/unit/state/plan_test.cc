@@ -217,6 +217,33 @@ TEST(PlanReconcile, RequeuesWhenBackoffEnds) {
   EXPECT_EQ(*p.requeue_at, kNow + 900ms);
 }
 
+TEST(QueuedDemand, OneInstancePerClientUntilCapacityIsLearned) {
+  EXPECT_EQ(QueuedDemand(0, 0), 0);
+  EXPECT_EQ(QueuedDemand(5, 0), 5);
+  EXPECT_EQ(QueuedDemand(5, 3), 2);
+  EXPECT_EQ(QueuedDemand(6, 3), 2);
+  EXPECT_EQ(QueuedDemand(7, 3), 3);
+}
+
+TEST(PlanReconcile, QueuedDemandGrowsThePoolWithinMax) {
+  PlanInput in;
+  api::ServerPoolSpec spec;
+  spec.warm = 1;
+  spec.maxInstances = 4;
+  Instance busy;
+  busy.name = "a";
+  busy.state = S::kAllocated;
+  busy.template_hash = "cur";
+  in.spec = &spec;
+  in.template_hash = "cur";
+  in.instances = {&busy};
+  in.now = kNow;
+  in.demand = 5;
+  EXPECT_EQ(PlanReconcile(in).create, 3);  // 1 warm + 5 wanted, capped by max 4 - 1 busy
+  in.demand = 1;
+  EXPECT_EQ(PlanReconcile(in).create, 2);
+}
+
 TEST(Backoff, DoublesUpToTheCap) {
   Limits l;
   EXPECT_EQ(Backoff(0, l), 0ms);
