@@ -50,7 +50,7 @@ struct Queued {
 
 struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   Impl(net::io_context& io, reconcile::Controller& c, metrics::Metrics* m, Options o)
-      : io(io), controller(c), metrics(m), options(o), sweeper(io) {}
+      : io(io), controller(c), metrics(m), options(o), client(io), sweeper(io) {}
 
   net::io_context& io;
   reconcile::Controller& controller;
@@ -61,6 +61,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   std::map<std::string, std::deque<std::string>> queues;  // pool -> clients, FIFO
   std::unordered_map<std::string, Queued> queued;         // client -> entry
   std::map<std::string, int> capacity;  // pool -> largest slot count seen on a Full instance
+  http::KeepAliveClient client;          // connections to instances, reused
   net::steady_timer sweeper;
 
   static std::string Key(const std::string& pool, const std::string& name) { return pool + "/" + name; }
@@ -147,8 +148,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     http::ClientRequest hreq{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "POST",
                              "/reservation/" + reservation::PercentEncode(a->req.client), "",
                              std::chrono::milliseconds(policy.timeoutMs)};
-    http::AsyncCall(io, hreq, [self = shared_from_this(), a, pool, name, key, retries_left,
-                               cooldown = policy.cooldownMs](http::ClientResponse r) {
+    client.Call(hreq, [self = shared_from_this(), a, pool, name, key, retries_left,
+                       cooldown = policy.cooldownMs](http::ClientResponse r) {
       self->handshaking.erase(key);
       self->OnHandshake(a, pool, name, retries_left, cooldown, r);
       self->RetryBlocked();
@@ -333,6 +334,16 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
         std::erase_if(q, [&](const std::string& c) { return !self->queued.contains(c); });
         self->UpdatePending(pool);
       }
+      // Keep-alive connections only to instances that still exist.
+      std::set<std::string> live;
+      for (const auto& p : self->controller.List()) {
+        if (auto* ps = self->controller.Find(p.metadata.name)) {
+          for (const Instance* i : ps->InstancesUnordered()) {
+            live.insert(i->control_host + ":" + std::to_string(i->control_port));
+          }
+        }
+      }
+      self->client.Prune(live);
       self->Sweep();
     });
   }
@@ -386,7 +397,7 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
     http::ClientRequest verify{held->control_host, static_cast<std::uint16_t>(held->control_port), "GET",
                                "/reservation/" + reservation::PercentEncode(a->req.client), "",
                                std::chrono::milliseconds(ps->pool().spec.reservation.timeoutMs)};
-    http::AsyncCall(impl.io, verify, [self = impl_, a, pool, snapshot](http::ClientResponse r) {
+    impl.client.Call(verify, [self = impl_, a, pool, snapshot](http::ClientResponse r) {
       auto* ps = self->controller.Find(pool);
       if (r.status == 200 && ps && ps->Find(snapshot.name)) {
         return self->Finish(a, self->Allocated(pool, *ps->Find(snapshot.name)));

@@ -3,6 +3,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
+#include <optional>
+#include <vector>
 
 namespace mm::http {
 namespace net = boost::asio;
@@ -74,6 +77,136 @@ class Call : public std::enable_shared_from_this<Call> {
 };
 
 }  // namespace
+
+struct KeepAliveClient::Impl : std::enable_shared_from_this<KeepAliveClient::Impl> {
+  Impl(net::io_context& io, std::size_t cap) : io(io), cap(cap) {}
+  net::io_context& io;
+  std::size_t cap;
+  std::size_t opened = 0;
+  std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+};
+
+namespace {
+
+class PooledCall : public std::enable_shared_from_this<PooledCall> {
+ public:
+  PooledCall(std::shared_ptr<KeepAliveClient::Impl> pool, ClientRequest req, std::function<void(ClientResponse)> done)
+      : pool_(std::move(pool)), req_(std::move(req)), done_(std::move(done)),
+        key_(req_.host + ":" + std::to_string(req_.port)) {}
+
+  void Start() {
+    msg_.method_string(req_.method);
+    msg_.target(req_.target);
+    msg_.version(11);
+    msg_.set(bhttp::field::host, req_.host);
+    msg_.set(bhttp::field::user_agent, "matchmakerd");
+    msg_.keep_alive(true);
+    msg_.body() = req_.body;
+    msg_.prepare_payload();
+    auto& idle = pool_->idle[key_];
+    if (!idle.empty()) {
+      stream_ = std::move(idle.back());
+      idle.pop_back();
+      reused_ = true;
+      return Write();
+    }
+    Connect();
+  }
+
+ private:
+  void Connect() {
+    beast::error_code ec;
+    auto addr = net::ip::make_address(req_.host, ec);
+    if (ec) return Fail("bad address " + req_.host);
+    stream_ = std::make_unique<beast::tcp_stream>(pool_->io);
+    reused_ = false;
+    ++pool_->opened;
+    stream_->expires_after(req_.timeout);
+    stream_->async_connect(net::ip::tcp::endpoint(addr, req_.port), [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->Fail("connect: " + ec.message());
+      self->Write();
+    });
+  }
+
+  void Write() {
+    stream_->expires_after(req_.timeout);
+    bhttp::async_write(*stream_, msg_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->RetryOrFail("write: " + ec.message());
+      self->parser_.emplace();
+      self->parser_->body_limit(1024 * 1024);
+      bhttp::async_read(*self->stream_, self->buffer_, *self->parser_, [self](beast::error_code ec, std::size_t) {
+        if (ec) return self->RetryOrFail("read: " + ec.message());
+        ClientResponse r;
+        r.status = static_cast<int>(self->parser_->get().result_int());
+        r.body = std::move(self->parser_->get().body());
+        bool keep = self->parser_->get().keep_alive();
+        auto& idle = self->pool_->idle[self->key_];
+        if (keep && idle.size() < self->pool_->cap) {
+          self->stream_->expires_never();
+          idle.push_back(std::move(self->stream_));
+        }
+        self->Deliver(std::move(r));
+      });
+    });
+  }
+
+  // A kept connection may have been closed by the server since: one fresh try.
+  void RetryOrFail(std::string error) {
+    if (reused_) {
+      buffer_.clear();
+      return Connect();
+    }
+    Fail(std::move(error));
+  }
+
+  void Fail(std::string error) {
+    ClientResponse r;
+    r.error = std::move(error);
+    Deliver(std::move(r));
+  }
+
+  void Deliver(ClientResponse r) {
+    if (stream_) {
+      beast::error_code ignored;
+      stream_->socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+      stream_->close();
+    }
+    if (done_) std::exchange(done_, nullptr)(std::move(r));
+  }
+
+  std::shared_ptr<KeepAliveClient::Impl> pool_;
+  ClientRequest req_;
+  std::function<void(ClientResponse)> done_;
+  std::string key_;
+  std::unique_ptr<beast::tcp_stream> stream_;
+  bool reused_ = false;
+  bhttp::request<bhttp::string_body> msg_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+};
+
+}  // namespace
+
+KeepAliveClient::KeepAliveClient(net::io_context& io, std::size_t idle_per_endpoint)
+    : impl_(std::make_shared<Impl>(io, idle_per_endpoint)) {}
+
+KeepAliveClient::~KeepAliveClient() = default;
+
+void KeepAliveClient::Call(ClientRequest request, std::function<void(ClientResponse)> done) {
+  std::make_shared<PooledCall>(impl_, std::move(request), std::move(done))->Start();
+}
+
+void KeepAliveClient::Prune(const std::set<std::string>& live) {
+  std::erase_if(impl_->idle, [&](const auto& kv) { return !live.contains(kv.first); });
+}
+
+std::size_t KeepAliveClient::idle() const {
+  std::size_t n = 0;
+  for (const auto& [k, v] : impl_->idle) n += v.size();
+  return n;
+}
+
+std::size_t KeepAliveClient::opened() const { return impl_->opened; }
 
 void AsyncCall(net::io_context& io, ClientRequest request,
                std::function<void(ClientResponse)> done) {

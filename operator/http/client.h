@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <set>
 #include <string>
 
 namespace boost::asio {
@@ -33,5 +35,26 @@ struct ClientRequest {
 // Calls `done` exactly once, on the io_context's thread.
 void AsyncCall(boost::asio::io_context& io, ClientRequest request,
                std::function<void(ClientResponse)> done);
+
+// Like AsyncCall, but keeps connections to each host:port open between
+// calls (HTTP keep-alive) and reuses them; servers that answer with
+// `Connection: close` just get a new connection next time. A reused
+// connection the server closed meanwhile is retried once on a fresh one.
+// Not thread-safe: use from the io thread.
+class KeepAliveClient {
+ public:
+  explicit KeepAliveClient(boost::asio::io_context& io, std::size_t idle_per_endpoint = 2);
+  ~KeepAliveClient();
+  void Call(ClientRequest request, std::function<void(ClientResponse)> done);
+  // Closes idle connections to endpoints ("host:port") not in `live`.
+  void Prune(const std::set<std::string>& live);
+  std::size_t idle() const;     // idle connections held
+  std::size_t opened() const;   // connections opened so far
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
 
 }  // namespace mm::http
