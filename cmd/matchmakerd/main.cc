@@ -63,6 +63,8 @@ struct Flags {
   std::string log_format = "text";
   std::string log_level = "info";
   int stop_grace_ms = 5000;
+  std::size_t queue_limit = 10000;
+  int queue_ttl_s = 60;
 };
 
 }  // namespace
@@ -95,6 +97,10 @@ int main(int argc, char** argv) {
       ->envname("MM_LOG_LEVEL")->capture_default_str();
   app.add_option("--stop-grace-ms", f.stop_grace_ms, "SIGTERM to SIGKILL grace for instances")
       ->envname("MM_STOP_GRACE_MS")->capture_default_str();
+  app.add_option("--queue-limit", f.queue_limit, "Queued clients per pool; 429 beyond")
+      ->envname("MM_QUEUE_LIMIT")->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))->capture_default_str();
+  app.add_option("--queue-ttl", f.queue_ttl_s, "Seconds a queued client that does not ask again is kept")
+      ->envname("MM_QUEUE_TTL")->check(CLI::Range(1, 86400))->capture_default_str();
   app.set_version_flag("--version", MM_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -176,7 +182,8 @@ int main(int argc, char** argv) {
       io, {.data_dir = f.data_dir, .public_address = f.public_address,
            .grace = std::chrono::milliseconds(f.stop_grace_ms)});
   mm::reconcile::Controller controller(io, *store, backend, &metrics);
-  mm::allocate::Allocator allocator(io, controller, &metrics);
+  mm::allocate::Allocator allocator(io, controller, &metrics,
+                                    {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
   mm::http::ClientApi client_api(allocator, *auth);
   mm::http::AdminApi admin(controller, metrics, token);
   mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024},

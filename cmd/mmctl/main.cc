@@ -329,6 +329,13 @@ int main(int argc, char** argv) {
   del->add_option("name", delname, "Pool name")->required();
   del->add_flag("--force", force, "Stop busy instances too");
 
+  auto* request = app.add_subcommand("request", "Act as a game client: POST /request and print the answer");
+  std::string client_id, req_pool, client_server = "http://127.0.0.1:3000";
+  request->add_option("--client", client_id, "Client id (the Authorization header value)")->required();
+  request->add_option("--pool", req_pool, "Pool to allocate from");
+  request->add_option("--client-server", client_server, "Client API URL")->envname("MM_CLIENT_SERVER")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   Client c;
@@ -352,5 +359,26 @@ int main(int argc, char** argv) {
   }
   if (*describe) return Describe(c, dname);
   if (*del) return DeletePool(c, delname, force);
+  if (*request) {
+    Client api;
+    std::string hp = client_server.starts_with("http://") ? client_server.substr(7) : client_server;
+    auto colon = hp.rfind(':');
+    if (colon == std::string::npos) Fail(2, "--client-server must be http://HOST:PORT");
+    api.host = hp.substr(0, colon);
+    api.port = static_cast<std::uint16_t>(std::atoi(hp.c_str() + colon + 1));
+    mm::http::HttpConnection conn(api.host, api.port);
+    std::string target = "/request" + (req_pool.empty() ? "" : "?pool=" + req_pool);
+    auto r = conn.Call("POST", target, "", {{"Authorization", client_id}, {"Connection", "close"}},
+                       std::chrono::seconds(30));
+    if (r.status == 200) {
+      std::printf("%s\n", r.body.c_str());
+      return 0;
+    }
+    if (r.status == 202) {
+      std::printf("queued (retry after %ss)\n", r.Header("Retry-After").c_str());
+      return 3;
+    }
+    Fail(1, ErrorOf(r));
+  }
   return 0;
 }

@@ -422,7 +422,10 @@ bool Allocator::Cancel(const std::string& client) {
   if (it == impl_->queued.end()) return false;
   auto pools = it->second.pools;
   impl_->queued.erase(it);
-  for (const auto& p : pools) impl_->UpdatePending(p);
+  for (const auto& p : pools) {
+    std::erase(impl_->queues[p], client);  // frees its place for the queue bound now
+    impl_->UpdatePending(p);
+  }
   return true;
 }
 

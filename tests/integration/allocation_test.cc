@@ -84,6 +84,10 @@ TEST(Allocation, RepeatRequestGetsTheSameServerAndJsonWorks) {
   EXPECT_EQ(v.at("address").as_string(), first.body);
   EXPECT_TRUE(v.at("ports").as_object().contains("game"));
   EXPECT_EQ(op.Request("player-1", "", {}, "GET").body, first.body);
+  auto cli = op.Mmctl({"request", "--client", "player-1", "--client-server",
+                       "http://127.0.0.1:" + std::to_string(op.client_port())});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out, first.body + "\n");
   // Once the server no longer verifies (its match ended), a new allocation.
   auto ports = ControlPorts(op, "eu");
   ASSERT_EQ(http::HttpCall(ports[first.body], "POST", "/close").status, 200);
@@ -222,6 +226,26 @@ TEST(Allocation, QueuedUntilAnInstanceIsReadyThenServed) {
   EXPECT_EQ(op.Request("q3", "", {}, "DELETE").status, 404);
 }
 
+TEST(Allocation, FullQueueAnswers429) {
+  Operator op("qfull");
+  ASSERT_TRUE(op.Start({"--queue-limit", "2"}));
+  // Instances that never become Ready: every client has to queue.
+  std::string pool =
+      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 0\n"
+      "  maxInstances: 1\n  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
+  Apply(op, "slow", pool);
+  EXPECT_EQ(op.Request("w1").status, 202);
+  EXPECT_EQ(op.Request("w2").status, 202);
+  EXPECT_EQ(op.Request("w1").status, 202);  // asking again keeps its place
+  auto full = op.Request("w3");
+  EXPECT_EQ(full.status, 429) << full.body;
+  EXPECT_TRUE(Eventually([&] {
+    return op.Call("GET", "/metrics").body.find("matchmaker_pending_requests{pool=\"slow\"} 2") != std::string::npos;
+  }));
+  EXPECT_EQ(op.Request("w1", "", {}, "DELETE").status, 200);
+  EXPECT_EQ(op.Request("w3").status, 202);  // room again
+}
+
 TEST(Allocation, HangingInstanceTimesOutAndTheClientIsServedElsewhere) {
   Operator op("hang");
   ASSERT_TRUE(op.Start());
@@ -272,6 +296,17 @@ TEST(Allocation, BusyInstancesSurviveTemplateChangeAndDeletionDrains) {
   std::this_thread::sleep_for(300ms);
   EXPECT_TRUE(Verifies(busy_port, "holder"));
   ASSERT_EQ(http::HttpCall(busy_port, "POST", "/close").status, 200);
+  ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
+}
+
+TEST(Allocation, ForcedDeletionStopsBusyInstancesToo) {
+  Operator op("force");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 2));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }));
+  ASSERT_EQ(op.Request("holder").status, 200);
+  auto r = op.Mmctl({"delete", "pool", "eu", "--force"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
 }
 
