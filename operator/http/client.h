@@ -32,7 +32,8 @@ struct ClientRequest {
   std::chrono::milliseconds timeout{5000};
 };
 
-// Calls `done` exactly once, on the io_context's thread.
+// One call on a connection of its own. Calls `done` exactly once, on the
+// io_context's thread.
 void AsyncCall(boost::asio::io_context& io, ClientRequest request,
                std::function<void(ClientResponse)> done);
 

@@ -310,6 +310,8 @@ TEST(Allocation, ForcedDeletionStopsBusyInstancesToo) {
   ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
 }
 
+// A signed token: alg "HS256" (key = secret), "ES256" (key = private PEM)
+// or "none"; exp and nbf relative to now, 0 nbf = none.
 std::string MakeToken(const std::string& alg_name, const std::string& key, const std::string& sub, long exp_in,
                       long nbf_in = 0) {
   jwt_t* jwt = nullptr;
@@ -318,7 +320,7 @@ std::string MakeToken(const std::string& alg_name, const std::string& key, const
   long now = static_cast<long>(std::time(nullptr));
   jwt_add_grant_int(jwt, "exp", now + exp_in);
   if (nbf_in) jwt_add_grant_int(jwt, "nbf", now + nbf_in);
-  jwt_alg_t alg = alg_name == "none" ? JWT_ALG_NONE : JWT_ALG_HS256;
+  jwt_alg_t alg = alg_name == "none" ? JWT_ALG_NONE : alg_name == "ES256" ? JWT_ALG_ES256 : JWT_ALG_HS256;
   jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
               alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
   char* s = jwt_encode_str(jwt);
@@ -361,20 +363,6 @@ std::pair<std::string, std::string> EcKeyPair(const std::string& dir) {
   return {read(priv), read(pub)};
 }
 
-std::string SignES256(const std::string& priv_pem, const std::string& sub) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  jwt_add_grant(jwt, "sub", sub.c_str());
-  jwt_add_grant_int(jwt, "exp", static_cast<long>(std::time(nullptr)) + 60);
-  jwt_set_alg(jwt, JWT_ALG_ES256, reinterpret_cast<const unsigned char*>(priv_pem.data()),
-              static_cast<int>(priv_pem.size()));
-  char* s = jwt_encode_str(jwt);
-  std::string out = s ? s : "";
-  free(s);
-  jwt_free(jwt);
-  return out;
-}
-
 TEST(Allocation, JwtWithAnEcPublicKeyPinsES256) {
   Operator op("jwtes");
   auto [priv, pub] = EcKeyPair(op.data_dir());
@@ -383,13 +371,13 @@ TEST(Allocation, JwtWithAnEcPublicKeyPinsES256) {
   ASSERT_TRUE(op.Start({"--auth", "jwt", "--jwt-public-key-file", op.data_dir() + "/jwt.pub"}));
   Apply(op, "eu", GameServerPool("eu", 1));
   ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
-  auto ok = op.Request("Bearer " + SignES256(priv, "carol"));
+  auto ok = op.Request("Bearer " + MakeToken("ES256", priv, "carol", 60));
   EXPECT_EQ(ok.status, 200) << ok.body;
   // Algorithm confusion: an HS256 token keyed with the public key is refused.
   EXPECT_EQ(op.Request("Bearer " + MakeToken("HS256", pub, "mallory", 60)).status, 401);
   std::filesystem::create_directories(op.data_dir() + "/other");
   auto other = EcKeyPair(op.data_dir() + "/other");
-  EXPECT_EQ(op.Request("Bearer " + SignES256(other.first, "mallory")).status, 401);
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("ES256", other.first, "mallory", 60)).status, 401);
 }
 
 TEST(Allocation, MetricsCountAllocations) {
