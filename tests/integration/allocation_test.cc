@@ -310,8 +310,8 @@ TEST(Allocation, ForcedDeletionStopsBusyInstancesToo) {
   ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.ManagedPids().empty(); }));
 }
 
-// A signed token: alg "HS256" (key = secret), "ES256" (key = private PEM)
-// or "none"; exp and nbf relative to now, 0 nbf = none.
+// A signed token: alg "HS256" (key = secret), "ES256" or "RS256" (key =
+// private PEM) or "none"; exp and nbf relative to now, 0 nbf = none.
 std::string MakeToken(const std::string& alg_name, const std::string& key, const std::string& sub, long exp_in,
                       long nbf_in = 0) {
   jwt_t* jwt = nullptr;
@@ -320,7 +320,10 @@ std::string MakeToken(const std::string& alg_name, const std::string& key, const
   long now = static_cast<long>(std::time(nullptr));
   jwt_add_grant_int(jwt, "exp", now + exp_in);
   if (nbf_in) jwt_add_grant_int(jwt, "nbf", now + nbf_in);
-  jwt_alg_t alg = alg_name == "none" ? JWT_ALG_NONE : alg_name == "ES256" ? JWT_ALG_ES256 : JWT_ALG_HS256;
+  jwt_alg_t alg = alg_name == "none"    ? JWT_ALG_NONE
+                  : alg_name == "ES256" ? JWT_ALG_ES256
+                  : alg_name == "RS256" ? JWT_ALG_RS256
+                                        : JWT_ALG_HS256;
   jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
               alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
   char* s = jwt_encode_str(jwt);
@@ -378,6 +381,35 @@ TEST(Allocation, JwtWithAnEcPublicKeyPinsES256) {
   std::filesystem::create_directories(op.data_dir() + "/other");
   auto other = EcKeyPair(op.data_dir() + "/other");
   EXPECT_EQ(op.Request("Bearer " + MakeToken("ES256", other.first, "mallory", 60)).status, 401);
+}
+
+TEST(Allocation, JwtWithAnRsaPublicKeyPinsRS256) {
+  Operator op("jwtrs");
+  std::string priv_file = op.data_dir() + "/rsa.key", pub_file = op.data_dir() + "/rsa.pub";
+  RunCommand({"/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", priv_file});
+  RunCommand({"/usr/bin/openssl", "pkey", "-in", priv_file, "-pubout", "-out", pub_file});
+  std::ifstream in(priv_file);
+  std::string priv((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_NE(priv.find("PRIVATE KEY"), std::string::npos);
+  ASSERT_TRUE(op.Start({"--auth", "jwt", "--jwt-public-key-file", pub_file}));
+  Apply(op, "eu", GameServerPool("eu", 1));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("RS256", priv, "dave", 60)).status, 200);
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("RS256", priv, "dave", -5)).status, 401);
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("none", "", "dave", 60)).status, 401);
+}
+
+TEST(Allocation, QueuedClientsThatDoNotComeBackExpire) {
+  Operator op("qttl");
+  ASSERT_TRUE(op.Start({"--queue-ttl", "1"}));
+  std::string pool =
+      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 0\n"
+      "  maxInstances: 1\n  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
+  Apply(op, "slow", pool);
+  EXPECT_EQ(op.Request("gone").status, 202);
+  EXPECT_EQ(op.Request("gone", "", {}, "GET").status, 202);
+  ASSERT_TRUE(Eventually([&] { return op.Request("gone", "", {}, "GET").status == 404; }, std::chrono::seconds(10)));
+  EXPECT_NE(op.Call("GET", "/metrics").body.find("matchmaker_pending_requests{pool=\"slow\"} 0"), std::string::npos);
 }
 
 TEST(Allocation, MetricsCountAllocations) {
