@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "api/v1alpha1/decode.h"
+#include "cmd/matchmakerd/json_log.h"
 #include "operator/allocate/allocator.h"
 #include "operator/backend/process_backend.h"
 #include "operator/http/auth.h"
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
   if (!f.validate.empty()) return Validate(f.validate);
 
   if (f.log_format == "json") {
-    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+    mm::cmd::UseJsonLogs();
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 #include <set>
+#include <sstream>
 
 #include "tests/support/operator.h"
 
@@ -228,6 +229,34 @@ TEST(Operator, SlowStartTimesOut) {
   }));
   // The timed-out process is stopped, not leaked.
   ASSERT_TRUE(Eventually([&] { return op.ManagedPids().size() <= 1; }));
+}
+
+TEST(Operator, JsonLogsAreOneJsonObjectPerLine) {
+  Operator op("jsonlog");
+  ASSERT_TRUE(op.Start({"--log-format", "json"}));
+  // A create failure logs the command, quotes and backslash included.
+  std::string pool =
+      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: quoted}\nspec:\n  warm: 1\n"
+      "  template:\n    command: ['/no/such \"cmd\\']\n    ports: [{name: game, containerPort: 1}]\n";
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/quoted", pool).status, 201);
+  ASSERT_TRUE(Eventually([&] {
+    return op.Call("GET", std::string(kPools) + "/quoted/events").body.find("CreateFailed") != std::string::npos;
+  }));
+  EXPECT_EQ(op.Terminate(), 0);
+  op.process()->WaitForLine("\x01never", 200ms);
+  std::istringstream lines(op.process()->output());
+  int parsed = 0, quoted = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("matchmakerd: admin=", 0) == 0 || line.empty()) continue;  // the port banner on stdout
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    ASSERT_FALSE(ec) << line;
+    ASSERT_TRUE(v.is_object() && v.as_object().contains("msg")) << line;
+    ++parsed;
+    quoted += v.at("msg").as_string().find("/no/such \"cmd\\") != json::string::npos;
+  }
+  EXPECT_GE(parsed, 3);
+  EXPECT_GE(quoted, 1);
 }
 
 TEST(Operator, MetricsAndHealth) {
