@@ -43,6 +43,18 @@ struct Client {
   std::exit(code);
 }
 
+// "http://HOST:PORT[/...]" -> a client of HOST:PORT; exit 2 when malformed.
+Client ClientFor(std::string url, const std::string& flag) {
+  if (url.starts_with("http://")) url = url.substr(7);
+  if (auto slash = url.find('/'); slash != std::string::npos) url = url.substr(0, slash);
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos || colon == 0) Fail(2, flag + " must be http://HOST:PORT");
+  Client c;
+  c.host = url.substr(0, colon);
+  c.port = static_cast<std::uint16_t>(std::atoi(url.c_str() + colon + 1));
+  return c;
+}
+
 // The message of a JSON error body, else the body itself.
 std::string ErrorOf(const HttpResult& r) {
   if (r.status == 0) return r.error;
@@ -338,14 +350,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  Client c;
-  std::string hostport = server;
-  if (hostport.starts_with("http://")) hostport = hostport.substr(7);
-  if (auto slash = hostport.find('/'); slash != std::string::npos) hostport = hostport.substr(0, slash);
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) Fail(2, "--server must be http://HOST:PORT");
-  c.host = hostport.substr(0, colon);
-  c.port = static_cast<std::uint16_t>(std::atoi(hostport.c_str() + colon + 1));
+  Client c = ClientFor(server, "--server");
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     if (!in) Fail(2, "cannot read " + token_file);
@@ -360,12 +365,7 @@ int main(int argc, char** argv) {
   if (*describe) return Describe(c, dname);
   if (*del) return DeletePool(c, delname, force);
   if (*request) {
-    Client api;
-    std::string hp = client_server.starts_with("http://") ? client_server.substr(7) : client_server;
-    auto colon = hp.rfind(':');
-    if (colon == std::string::npos) Fail(2, "--client-server must be http://HOST:PORT");
-    api.host = hp.substr(0, colon);
-    api.port = static_cast<std::uint16_t>(std::atoi(hp.c_str() + colon + 1));
+    Client api = ClientFor(client_server, "--client-server");
     mm::http::HttpConnection conn(api.host, api.port);
     std::string target = "/request" + (req_pool.empty() ? "" : "?pool=" + req_pool);
     auto r = conn.Call("POST", target, "", {{"Authorization", client_id}, {"Connection", "close"}},

@@ -431,25 +431,10 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
   Enqueue(pool);
 }
 
-void Controller::Persist(const Instance& instance, std::function<void(std::optional<std::string>)> done) {
-  impl_->store.Commit({{store::Op::kPut, InstanceKey(instance.pool, instance.name),
-                        json::serialize(state::ToJson(instance, /*with_reservations=*/false))}},
-                      [&io = impl_->io, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
-                        if (err) spdlog::error("store: {}", *err);
-                        if (!done) return;
-                        net::post(io, [done, err, alive] {
-                          if (auto a = alive.lock(); !a || !*a) return;
-                          done(err);
-                        });
-                      });
-}
-
-void Controller::PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
-                                    bool add, std::function<void(std::optional<std::string>)> done) {
-  store::Op op{add ? store::Op::kPut : store::Op::kDelete, ReservationKey(pool, instance, client),
-               add ? client : std::string()};
-  impl_->store.Commit({std::move(op)}, [&io = impl_->io, done = std::move(done),
-                                        alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
+void Controller::Commit(std::vector<store::Op> ops, std::function<void(std::optional<std::string>)> done) {
+  // `done` runs on the io thread, and only while the controller exists.
+  impl_->store.Commit(std::move(ops), [&io = impl_->io, done = std::move(done),
+                                       alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
     if (err) spdlog::error("store: {}", *err);
     if (!done) return;
     net::post(io, [done, err, alive] {
@@ -459,19 +444,26 @@ void Controller::PersistReservation(const std::string& pool, const std::string& 
   });
 }
 
+void Controller::Persist(const Instance& instance, std::function<void(std::optional<std::string>)> done) {
+  Commit({{store::Op::kPut, InstanceKey(instance.pool, instance.name),
+           json::serialize(state::ToJson(instance, /*with_reservations=*/false))}},
+         std::move(done));
+}
+
+void Controller::PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
+                                    bool add, std::function<void(std::optional<std::string>)> done) {
+  Commit({{add ? store::Op::kPut : store::Op::kDelete, ReservationKey(pool, instance, client),
+           add ? client : std::string()}},
+         std::move(done));
+}
+
 void Controller::PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done) {
   api::ServerPool p = entry.state->pool();
   p.status.reset();
   json::object rec{{"pool", api::ToJson(p)},
                    {"deleting", entry.state->deleting},
                    {"force", entry.state->force_delete}};
-  impl_->store.Commit({{store::Op::kPut, PoolKey(p.metadata.name), json::serialize(rec)}},
-                      [&io = impl_->io, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
-                        net::post(io, [done, err, alive] {
-                          if (auto a = alive.lock(); !a || !*a) return;
-                          done(err);
-                        });
-                      });
+  Commit({{store::Op::kPut, PoolKey(p.metadata.name), json::serialize(rec)}}, std::move(done));
 }
 
 void Controller::Record(Entry& entry, std::string type, std::string reason, std::string message) {

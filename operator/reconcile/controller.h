@@ -26,6 +26,7 @@ class io_context;
 }
 namespace mm::store {
 class Store;
+struct Op;
 }
 namespace mm::backend {
 class Backend;
@@ -102,6 +103,8 @@ class Controller {
   void OnExit(const std::string& pool, const std::string& name, const std::string& message);
   void Record(Entry& entry, std::string type, std::string reason, std::string message);
   void PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done);
+  // Commits to the store; logs a failure; `done` (if any) on the io thread.
+  void Commit(std::vector<store::Op> ops, std::function<void(std::optional<std::string>)> done);
   api::ServerPool View(const Entry& entry) const;
   std::string NewInstanceName(const Entry& entry);
   void Resync();

@@ -230,10 +230,7 @@ TEST(Allocation, FullQueueAnswers429) {
   Operator op("qfull");
   ASSERT_TRUE(op.Start({"--queue-limit", "2"}));
   // Instances that never become Ready: every client has to queue.
-  std::string pool =
-      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 0\n"
-      "  maxInstances: 1\n  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
-  Apply(op, "slow", pool);
+  Apply(op, "slow", CommandPool("slow", 0, 1, "[sleep, \"60\"]"));
   EXPECT_EQ(op.Request("w1").status, 202);
   EXPECT_EQ(op.Request("w2").status, 202);
   EXPECT_EQ(op.Request("w1").status, 202);  // asking again keeps its place
@@ -402,10 +399,7 @@ TEST(Allocation, JwtWithAnRsaPublicKeyPinsRS256) {
 TEST(Allocation, QueuedClientsThatDoNotComeBackExpire) {
   Operator op("qttl");
   ASSERT_TRUE(op.Start({"--queue-ttl", "1"}));
-  std::string pool =
-      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 0\n"
-      "  maxInstances: 1\n  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
-  Apply(op, "slow", pool);
+  Apply(op, "slow", CommandPool("slow", 0, 1, "[sleep, \"60\"]"));
   EXPECT_EQ(op.Request("gone").status, 202);
   EXPECT_EQ(op.Request("gone", "", {}, "GET").status, 202);
   ASSERT_TRUE(Eventually([&] { return op.Request("gone", "", {}, "GET").status == 404; }, std::chrono::seconds(10)));

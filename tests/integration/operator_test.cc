@@ -198,10 +198,7 @@ TEST(Operator, AdminTokenIsRequiredWhenConfigured) {
 TEST(Operator, FailingInstancesBackOffAndDegradeThePool) {
   Operator op("degraded");
   ASSERT_TRUE(op.Start());
-  std::string pool =
-      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: broken}\nspec:\n  warm: 2\n"
-      "  template:\n    command: [/bin/false]\n    ports: [{name: game, containerPort: 1}]\n";
-  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/broken", pool).status, 201);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/broken", CommandPool("broken", 2, 100, "[/bin/false]")).status, 201);
   std::string reason;
   ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("broken"), "Degraded", &reason) == "True"; }));
   EXPECT_EQ(reason, "StartFailures");
@@ -219,10 +216,7 @@ TEST(Operator, FailingInstancesBackOffAndDegradeThePool) {
 TEST(Operator, SlowStartTimesOut) {
   Operator op("timeout");
   ASSERT_TRUE(op.Start());
-  std::string pool =
-      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: slow}\nspec:\n  warm: 1\n"
-      "  readiness: {timeoutMs: 300, periodMs: 50}\n"
-      "  template:\n    command: [sleep, \"60\"]\n    ports: [{name: game, containerPort: 1}]\n";
+  std::string pool = CommandPool("slow", 1, 100, "[sleep, \"60\"]", "  readiness: {timeoutMs: 300, periodMs: 50}\n");
   ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/slow", pool).status, 201);
   ASSERT_TRUE(Eventually([&] {
     return op.Call("GET", std::string(kPools) + "/slow/events").body.find("StartTimeout") != std::string::npos;
@@ -235,10 +229,8 @@ TEST(Operator, JsonLogsAreOneJsonObjectPerLine) {
   Operator op("jsonlog");
   ASSERT_TRUE(op.Start({"--log-format", "json"}));
   // A create failure logs the command, quotes and backslash included.
-  std::string pool =
-      "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: quoted}\nspec:\n  warm: 1\n"
-      "  template:\n    command: ['/no/such \"cmd\\']\n    ports: [{name: game, containerPort: 1}]\n";
-  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/quoted", pool).status, 201);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/quoted", CommandPool("quoted", 1, 100, "['/no/such \"cmd\\']")).status,
+            201);
   ASSERT_TRUE(Eventually([&] {
     return op.Call("GET", std::string(kPools) + "/quoted/events").body.find("CreateFailed") != std::string::npos;
   }));

@@ -140,13 +140,29 @@ bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
-std::string GameServerPool(const std::string& name, int warm, int max, const std::string& extra_spec,
-                           const std::string& extra_args) {
+namespace {
+
+std::string PoolYaml(const std::string& name, int warm, int max, const std::string& extra_spec,
+                     const std::string& template_lines) {
   return "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: " + name +
          "}\nspec:\n  warm: " + std::to_string(warm) + "\n  maxInstances: " + std::to_string(max) +
-         "\n" + extra_spec + "  template:\n    command: [\"" + BinPath("mm-gameserver") +
-         "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"3\"" + extra_args +
-         "]\n    ports: [{name: game, containerPort: 7777, protocol: udp}]\n";
+         "\n" + extra_spec + "  template:\n" + template_lines;
+}
+
+}  // namespace
+
+std::string GameServerPool(const std::string& name, int warm, int max, const std::string& extra_spec,
+                           const std::string& extra_args) {
+  return PoolYaml(name, warm, max, extra_spec,
+                  "    command: [\"" + BinPath("mm-gameserver") +
+                      "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"3\"" + extra_args +
+                      "]\n    ports: [{name: game, containerPort: 7777, protocol: udp}]\n");
+}
+
+std::string CommandPool(const std::string& name, int warm, int max, const std::string& command,
+                        const std::string& extra_spec) {
+  return PoolYaml(name, warm, max, extra_spec,
+                  "    command: " + command + "\n    ports: [{name: game, containerPort: 1}]\n");
 }
 
 std::int64_t Count(const json::value& pool, const std::string& state) {

@@ -59,6 +59,11 @@ bool Eventually(const std::function<bool()>& pred,
 std::string GameServerPool(const std::string& name, int warm, int max = 20,
                            const std::string& extra_spec = "", const std::string& extra_args = "");
 
+// A pool whose instances run `command` (a YAML flow list, e.g.
+// "[sleep, \"60\"]") instead of mm-gameserver.
+std::string CommandPool(const std::string& name, int warm, int max, const std::string& command,
+                        const std::string& extra_spec = "");
+
 std::int64_t Count(const boost::json::value& pool, const std::string& state);
 std::string ConditionStatus(const boost::json::value& pool, const std::string& type,
                             std::string* reason = nullptr);
