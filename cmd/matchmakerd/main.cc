@@ -7,11 +7,13 @@
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "api/v1alpha1/decode.h"
 #include "cmd/matchmakerd/json_log.h"
 #include "operator/allocate/allocator.h"
+#include "operator/backend/docker_backend.h"
 #include "operator/backend/process_backend.h"
 #include "operator/http/auth.h"
 #include "operator/http/client_api.h"
@@ -48,12 +50,30 @@ std::optional<std::string> ReadSecret(const std::string& path) {
   return v;
 }
 
+// This daemon's identity on a shared engine: a random id kept in the data
+// dir, so a restarted (or redeployed) matchmakerd with the same data adopts
+// its containers, and never another daemon's.
+std::optional<std::string> OwnerId(const std::string& data_dir) {
+  const std::string path = data_dir + "/owner-id";
+  if (auto id = ReadSecret(path); id && id->size() >= 8) return id;
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  std::ofstream out(path, std::ios::trunc);
+  out << buf << "\n";
+  out.close();
+  if (!out) return std::nullopt;
+  return std::string(buf);
+}
+
 struct Flags {
   std::string validate;
   std::string backend = "process";
   std::string pools;
   std::string data_dir = "./.matchmaker";
   std::string docker_host;
+  std::string publish_ip = "0.0.0.0";
+  std::string control_network;
   std::string listen = "0.0.0.0:3000";
   std::string admin_listen = "127.0.0.1:3001";
   std::string public_address = "127.0.0.1";
@@ -80,6 +100,11 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", f.data_dir, "State directory (journal, logs)")->envname("MM_DATA_DIR")->capture_default_str();
   app.add_option("--docker-host", f.docker_host, "Docker Engine URL (default: DOCKER_HOST or the unix socket)")
       ->envname("MM_DOCKER_HOST");
+  app.add_option("--publish-ip", f.publish_ip, "docker: host address game ports are published on")
+      ->envname("MM_PUBLISH_IP")->capture_default_str();
+  app.add_option("--control-network", f.control_network,
+                 "docker: reach control ports at container addresses on this network (when matchmakerd runs on it)")
+      ->envname("MM_CONTROL_NETWORK");
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
   app.add_option("--admin-listen", f.admin_listen, "Admin API, /metrics, /healthz, /readyz address")
       ->envname("MM_ADMIN_LISTEN")->capture_default_str();
@@ -114,7 +139,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(f.log_level));
 
-  if (f.backend != "process") {
+  if (f.backend == "swarm") {
     std::fprintf(stderr, "matchmakerd: --backend %s is not available in this build yet; use process\n",
                  f.backend.c_str());
     return 2;
@@ -179,14 +204,39 @@ int main(int argc, char** argv) {
                  store->report().detail);
   }
   mm::metrics::Metrics metrics(MM_VERSION);
-  mm::backend::ProcessBackend backend(
-      io, {.data_dir = f.data_dir, .public_address = f.public_address,
-           .grace = std::chrono::milliseconds(f.stop_grace_ms)});
+  std::unique_ptr<mm::backend::Backend> backend_ptr;
+  if (f.backend == "docker") {
+    auto owner = OwnerId(f.data_dir);
+    if (!owner) {
+      std::fprintf(stderr, "matchmakerd: cannot write %s/owner-id\n", f.data_dir.c_str());
+      return 1;
+    }
+    try {
+      backend_ptr = std::make_unique<mm::backend::DockerBackend>(
+          io, mm::backend::DockerOptions{.docker_host = f.docker_host,
+                                         .container = {.owner = *owner,
+                                                       .publish_ip = f.publish_ip,
+                                                       .control_network = f.control_network,
+                                                       .public_address = f.public_address},
+                                         .grace = std::chrono::milliseconds(f.stop_grace_ms)});
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());
+      return 2;
+    }
+  } else {
+    backend_ptr = std::make_unique<mm::backend::ProcessBackend>(
+        io, mm::backend::ProcessOptions{.data_dir = f.data_dir, .public_address = f.public_address,
+                                        .grace = std::chrono::milliseconds(f.stop_grace_ms)});
+  }
+  mm::backend::Backend& backend = *backend_ptr;
   mm::reconcile::Controller controller(io, *store, backend, &metrics);
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
   mm::http::ClientApi client_api(allocator, *auth);
-  mm::http::AdminApi admin(controller, metrics, token);
+  mm::http::AdminApi admin(controller, metrics, token, [&backend]() -> std::optional<std::string> {
+    if (backend.Available()) return std::nullopt;
+    return "backend unavailable: " + backend.UnavailableReason();
+  });
   mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024},
                                  [&client_api](mm::http::Request&& req, mm::http::Reply reply) {
                                    client_api.Handle(std::move(req), std::move(reply));

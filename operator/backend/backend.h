@@ -50,14 +50,19 @@ class Backend {
   // Stops an instance: graceful first, forced after a grace period. Its end
   // is reported through the exit handler.
   virtual void Remove(const state::Instance& instance) = 0;
-  // After a restart: `known` are the recorded instances. Returns those still
-  // running (with fresh placement); reports the others as exited; stops any
-  // object of ours no record names (orphans). Never touches objects that
-  // are not ours.
-  virtual std::map<std::string, Placement> Adopt(const std::vector<const state::Instance*>& known) = 0;
+  // After a restart: `known` are the recorded instances. `done` gets those
+  // still running (by instance name, with fresh placement); the others are
+  // reported as exited; objects of ours no record names (orphans) are
+  // stopped. Never touches objects that are not ours. `done` runs once,
+  // possibly later (an engine that is down is waited for).
+  using Adopted = std::map<std::string, Placement>;
+  virtual void Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) = 0;
   virtual void OnExit(std::function<void(ExitEvent)> handler) = 0;
-  // False while the engine cannot be reached (for /readyz).
+  // False while the engine cannot be reached (for /readyz), with why.
   virtual bool Available() const { return true; }
+  virtual std::string UnavailableReason() const { return ""; }
+  // Called when Available() changes.
+  virtual void OnAvailabilityChange(std::function<void(bool)> handler) { (void)handler; }
 };
 
 }  // namespace mm::backend

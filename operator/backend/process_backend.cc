@@ -386,7 +386,7 @@ void ProcessBackend::Remove(const state::Instance& instance) {
   });
 }
 
-std::map<std::string, Placement> ProcessBackend::Adopt(const std::vector<const state::Instance*>& known) {
+void ProcessBackend::Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) {
   auto& impl = *impl_;
   std::map<std::string, const state::Instance*> by_key;
   for (const auto* i : known) by_key[i->pool + "/" + i->name] = i;
@@ -445,7 +445,7 @@ std::map<std::string, Placement> ProcessBackend::Adopt(const std::vector<const s
     for (const auto& g : gone) self->on_exit(g);
   });
   impl.SchedulePoll();
-  return adopted;
+  done(std::move(adopted));
 }
 
 }  // namespace mm::backend

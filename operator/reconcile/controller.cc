@@ -148,7 +148,25 @@ void Controller::Start() {
     if (auto a = alive.lock(); !a || !*a) return;
     OnExit(ev.pool, ev.name, ev.message);
   });
-  auto adopted = impl.backend.Adopt(known);
+  impl.backend.OnAvailabilityChange([this, alive = std::weak_ptr<bool>(impl_->alive)](bool up) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    spdlog::log(up ? spdlog::level::info : spdlog::level::warn, "backend {}: {}", impl_->backend.name(),
+                up ? "available again" : "unavailable: " + impl_->backend.UnavailableReason());
+    for (auto& [name, e] : impl_->pools) {
+      Record(e, up ? "Normal" : "Warning", up ? "BackendAvailable" : "BackendUnavailable",
+             up ? std::string("the backend answers again") : impl_->backend.UnavailableReason());
+      if (up) Enqueue(name);
+    }
+  });
+  impl.backend.Adopt(known, [this, alive = std::weak_ptr<bool>(impl_->alive),
+                             known_count = known.size()](backend::Backend::Adopted adopted) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    FinishStart(std::move(adopted), known_count);
+  });
+}
+
+void Controller::FinishStart(std::map<std::string, backend::Placement> adopted, std::size_t known_count) {
+  auto& impl = *impl_;
   std::size_t count = 0;
   for (auto& [name, e] : impl.pools) {
     for (const Instance* i : e.state->Instances()) {
@@ -169,7 +187,7 @@ void Controller::Start() {
            std::to_string(e.state->size()) + " instance record(s) recovered");
   }
   spdlog::info("recovered {} pool(s); adopted {} running instance(s) of {} recorded", impl.pools.size(), count,
-               known.size());
+               known_count);
   started_ = true;
   for (auto& [name, e] : impl.pools) Enqueue(name);
   Resync();
@@ -209,6 +227,7 @@ void Controller::Drain() {
 
 void Controller::Reconcile(const std::string& name) {
   auto& impl = *impl_;
+  if (!started_) return;  // adoption first: every pool is queued once it is done
   auto it = impl.pools.find(name);
   if (it == impl.pools.end()) return;
   Entry& e = it->second;
@@ -256,6 +275,9 @@ void Controller::Reconcile(const std::string& name) {
     impl.backend.Remove(copy);
     if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "remove", "ok");
   }
+  // An engine that does not answer gets no creations (nor counts failures
+  // against the pool); its return requeues every pool.
+  if (plan.create > 0 && !impl.backend.Available()) plan.create = 0;
   if (plan.create > 0) {
     int room = std::max(0, impl.options.max_creates_in_flight - impl.creates_in_flight);
     Create(e, std::min(plan.create, room));
@@ -336,11 +358,14 @@ void Controller::Create(Entry& entry, int count) {
           impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "error");
           impl.metrics->InstanceFailure(pool, "CreateFailed");
         }
-        ps.failures.consecutive++;
-        ps.failures.last = state::Clock::now();
-        ps.failures.last_message = *err;
+        bool engine_down = !impl.backend.Available();
+        if (!engine_down) {
+          ps.failures.consecutive++;
+          ps.failures.last = state::Clock::now();
+          ps.failures.last_message = *err;
+        }
         inst.state = InstanceState::kExited;
-        inst.failed = true;
+        inst.failed = !engine_down;
         inst.message = *err;
         Record(it->second, "Warning", "CreateFailed", name + ": " + *err);
         spdlog::warn("pool {}: create {} failed: {}", pool, name, *err);

@@ -30,6 +30,7 @@ struct Op;
 }
 namespace mm::backend {
 class Backend;
+struct Placement;
 }
 namespace mm::metrics {
 class Metrics;
@@ -96,6 +97,7 @@ class Controller {
 
  private:
   struct Entry;
+  void FinishStart(std::map<std::string, backend::Placement> adopted, std::size_t known_count);
   void Drain();
   void Reconcile(const std::string& name);
   void Create(Entry& entry, int count);

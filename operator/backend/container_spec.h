@@ -1,0 +1,50 @@
+#pragma once
+
+// Pure translations between a pool template and Docker's container objects,
+// shared by the docker backend and its unit tests. No I/O.
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "operator/backend/backend.h"
+
+namespace mm::backend {
+
+inline constexpr char kLabelManagedBy[] = "dev.matchmaker.managed-by";
+inline constexpr char kManagedByValue[] = "matchmakerd";
+inline constexpr char kLabelPool[] = "dev.matchmaker.pool";
+inline constexpr char kLabelInstance[] = "dev.matchmaker.instance";
+inline constexpr char kLabelTemplateHash[] = "dev.matchmaker.template-hash";
+// Which matchmakerd (data dir) made the object: adoption and orphan cleanup
+// only ever look at objects with our own owner id.
+inline constexpr char kLabelOwner[] = "dev.matchmaker.owner";
+
+struct ContainerOptions {
+  std::string owner;                    // our owner id
+  std::string publish_ip = "0.0.0.0";   // game ports
+  std::string control_network;          // "": control port published on 127.0.0.1
+  std::string public_address = "127.0.0.1";
+};
+
+// The body of POST /containers/create for `spec`.
+boost::json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOptions& opts);
+
+// The network the container's control port is reached on when it is not
+// the one it is created on (template network and control network differ).
+std::optional<std::string> ExtraNetwork(const InstanceSpec& spec, const ContainerOptions& opts);
+
+// Where a started container runs, from GET /containers/{id}/json.
+std::variant<Placement, std::string> PlacementFromInspect(const boost::json::value& inspect, const InstanceSpec& spec,
+                                                          const ContainerOptions& opts);
+
+// The filter (engine JSON) that selects exactly our objects.
+boost::json::object OwnedFilter(const std::string& owner);
+// True when `labels` (a JSON object) carries managed-by and our owner id.
+bool Owned(const boost::json::value& labels, const std::string& owner);
+
+// The exit code in a container list Status ("Exited (137) 5 seconds ago"), -1 if none.
+int ExitCodeFromStatus(std::string_view status);
+
+}  // namespace mm::backend

@@ -1,0 +1,419 @@
+#include "operator/backend/docker_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "api/reservation/client_id.h"
+#include "operator/docker/client.h"
+
+namespace mm::backend {
+namespace net = boost::asio;
+namespace json = boost::json;
+using docker::Errc;
+using docker::Result;
+
+namespace {
+
+std::string Str(const json::value& v, std::string_view key) {
+  const auto* o = v.if_object();
+  const auto* f = o ? o->if_contains(key) : nullptr;
+  return f && f->is_string() ? std::string(f->get_string()) : std::string();
+}
+
+const json::value& Labels(const json::value& container) {
+  static const json::value kNone;
+  const auto* o = container.if_object();
+  const auto* l = o ? o->if_contains("Labels") : nullptr;
+  return l ? *l : kNone;
+}
+
+std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
+
+}  // namespace
+
+struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
+  struct Tracked {
+    std::string pool;
+    std::string name;
+  };
+
+  Impl(net::io_context& io, DockerOptions o, docker::Endpoint ep)
+      : io(io), opts(std::move(o)),
+        client(io, docker::ClientOptions{.endpoint = std::move(ep), .timeout = opts.timeout}),
+        ping_timer(io), resync_timer(io) {}
+
+  net::io_context& io;
+  DockerOptions opts;
+  docker::Client client;
+  std::map<std::string, Tracked> tracked;  // container id -> instance
+  std::map<std::string, std::string> ids;  // instance name -> container id
+  std::set<std::string> creating;          // names with a create in flight
+  std::set<std::string> doomed;            // removed while being created
+  std::function<void(ExitEvent)> on_exit;
+  std::function<void(bool)> on_availability;
+  bool available = true;
+  std::string reason;
+  bool closed = false;
+  net::steady_timer ping_timer;
+  net::steady_timer resync_timer;
+
+  // Every answer (or its absence) tells whether the engine is there.
+  void Note(const Result& r) {
+    if (r.unavailable()) return SetAvailable(false, "docker engine " + client_endpoint() + ": " + r.message);
+    if (r.status > 0) SetAvailable(true, "");
+  }
+  std::string client_endpoint() const { return endpoint; }
+  std::string endpoint;
+
+  void SetAvailable(bool up, std::string why) {
+    if (!up) reason = std::move(why);
+    if (available == up) return;
+    available = up;
+    if (on_availability) on_availability(up);
+  }
+
+  void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
+            std::chrono::milliseconds timeout = {}) {
+    client.Call(std::move(method), std::move(target), std::move(body),
+                [weak = weak_from_this(), done = std::move(done)](Result r) {
+                  auto self = weak.lock();
+                  if (!self) return;
+                  self->Note(r);
+                  if (done) done(std::move(r));
+                },
+                timeout);
+  }
+
+  void Track(const std::string& id, std::string pool, std::string name) {
+    if (!name.empty()) ids[name] = id;
+    tracked[id] = Tracked{std::move(pool), std::move(name)};
+  }
+
+  void Untrack(const std::string& id) {
+    auto it = tracked.find(id);
+    if (it == tracked.end()) return;
+    if (auto n = ids.find(it->second.name); n != ids.end() && n->second == id) ids.erase(n);
+    tracked.erase(it);
+  }
+
+  // Reports an instance's end once, then removes its container.
+  void Exited(const std::string& id, int code, std::string message) {
+    auto it = tracked.find(id);
+    if (it == tracked.end()) return;
+    ExitEvent ev{it->second.pool, it->second.name, code, std::move(message)};
+    Untrack(id);
+    if (on_exit && !ev.name.empty()) on_exit(ev);  // nameless: an orphan we stopped
+    Delete(id);
+  }
+
+  void Delete(const std::string& id) {
+    Call("DELETE", "/containers/" + Enc(id) + "?force=1&v=1", nullptr, [id](Result r) {
+      if (!r.ok() && r.code != Errc::kNotFound) {
+        spdlog::debug("docker: remove {}: {} (the next resync retries)", id.substr(0, 12), r.message);
+      }
+    });
+  }
+
+  // A container of ours that no instance names: stopped gracefully when it
+  // runs (its die event then removes it), removed otherwise.
+  void Discard(const std::string& id, bool running) {
+    if (!running) return Delete(id);
+    Track(id, "", "");
+    Stop(id);
+  }
+
+  // Graceful stop (the engine sends SIGTERM, SIGKILL after the grace), then
+  // the die event reports the exit and removes the container.
+  void Stop(const std::string& id, int attempt = 0) {
+    auto secs = std::max<long long>(1, (opts.grace.count() + 999) / 1000);
+    Call("POST", "/containers/" + Enc(id) + "/stop?t=" + std::to_string(secs), nullptr,
+         [weak = weak_from_this(), id, attempt](Result r) {
+           auto self = weak.lock();
+           if (!self || !self->tracked.contains(id)) return;
+           if (r.ok() || r.code == Errc::kNotModified) return;  // die event (or resync) follows
+           if (r.code == Errc::kNotFound) return self->Exited(id, -1, "container is gone");
+           spdlog::warn("docker: stop {}: {}; retrying", id.substr(0, 12), r.message);
+           if (attempt >= 30) return;
+           auto timer = std::make_shared<net::steady_timer>(self->io, std::chrono::seconds(2));
+           timer->async_wait([weak, id, attempt, timer](auto ec) {
+             auto self = weak.lock();
+             if (ec || !self || self->closed || !self->tracked.contains(id)) return;
+             self->Stop(id, attempt + 1);
+           });
+         },
+         opts.grace + opts.timeout);
+  }
+
+  void Watch() {
+    json::object filters = OwnedFilter(opts.container.owner);
+    filters["type"] = json::array{"container"};
+    filters["event"] = json::array{"die"};
+    client.Watch(
+        filters,
+        [weak = weak_from_this()](const docker::Event& ev) {
+          auto self = weak.lock();
+          if (!self || ev.action != "die") return;
+          auto code = ev.attributes.find("exitCode");
+          int c = code == ev.attributes.end() ? -1 : std::atoi(code->second.c_str());
+          self->Exited(ev.id, c, c >= 0 ? "exited with code " + std::to_string(c) : "exited");
+        },
+        [weak = weak_from_this()](bool connected) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (connected) {
+            self->SetAvailable(true, "");
+            self->Resync();  // events while we were away are not replayed
+          }
+        });
+  }
+
+  // Compares the engine's containers with what we track: ends the instances
+  // whose container stopped or vanished, removes leftovers and orphans.
+  void Resync() {
+    auto filters = reservation::PercentEncode(json::serialize(OwnedFilter(opts.container.owner)));
+    Call("GET", "/containers/json?all=1&filters=" + filters, nullptr, [weak = weak_from_this()](Result r) {
+      auto self = weak.lock();
+      if (!self || !r.ok() || !r.body.is_array()) return;
+      std::set<std::string> seen;
+      std::vector<std::tuple<std::string, int, std::string>> ended;
+      for (const auto& c : r.body.get_array()) {
+        if (!Owned(Labels(c), self->opts.container.owner)) continue;  // never touch what is not ours
+        std::string id = Str(c, "Id");
+        std::string state = Str(c, "State");
+        seen.insert(id);
+        bool running = state == "running" || state == "paused" || state == "restarting";
+        if (self->tracked.contains(id)) {
+          if (!running) {
+            int code = ExitCodeFromStatus(Str(c, "Status"));
+            ended.emplace_back(id, code, code >= 0 ? "exited with code " + std::to_string(code) : "container " + state);
+          }
+          continue;
+        }
+        if (self->creating.contains(Str(Labels(c), kLabelInstance))) continue;
+        spdlog::info("docker: removing container {} ({}), no instance of ours names it", id.substr(0, 12),
+                     Str(Labels(c), kLabelInstance));
+        self->Discard(id, running);
+      }
+      for (const auto& [id, t] : self->tracked) {
+        if (!seen.contains(id) && !self->creating.contains(t.name)) ended.emplace_back(id, -1, "container is gone");
+      }
+      for (auto& [id, code, message] : ended) self->Exited(id, code, message);
+    });
+  }
+
+  void SchedulePing() {
+    ping_timer.expires_after(opts.ping);
+    ping_timer.async_wait([weak = weak_from_this()](auto ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed) return;
+      self->Call("GET", "/version", nullptr, [weak](Result) {
+        if (auto self = weak.lock()) self->SchedulePing();
+      }, std::min(self->opts.ping, self->opts.timeout));
+    });
+  }
+
+  void ScheduleResync() {
+    resync_timer.expires_after(opts.resync);
+    resync_timer.async_wait([weak = weak_from_this()](auto ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed) return;
+      self->Resync();
+      self->ScheduleResync();
+    });
+  }
+};
+
+DockerBackend::DockerBackend(net::io_context& io, DockerOptions options) {
+  auto ep = docker::ParseEndpoint(options.docker_host);
+  if (auto* err = std::get_if<std::string>(&ep)) throw std::invalid_argument(*err);
+  auto endpoint = std::get<docker::Endpoint>(ep);
+  impl_ = std::make_shared<Impl>(io, std::move(options), endpoint);
+  impl_->endpoint = endpoint.ToString();
+}
+
+DockerBackend::~DockerBackend() {
+  impl_->closed = true;
+  impl_->ping_timer.cancel();
+  impl_->resync_timer.cancel();
+  impl_->client.Close();
+}
+
+void DockerBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
+bool DockerBackend::Available() const { return impl_->available; }
+std::string DockerBackend::UnavailableReason() const { return impl_->available ? "" : impl_->reason; }
+void DockerBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
+  impl_->on_availability = std::move(handler);
+}
+
+void DockerBackend::Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) {
+  auto& impl = *impl_;
+  impl.creating.insert(spec.name);
+  auto body = ContainerCreateBody(spec, impl.opts.container);
+  auto finish = [weak = std::weak_ptr(impl_), spec, done = std::move(done)](CreateResult result) mutable {
+    auto self = weak.lock();
+    if (!self) return;
+    self->creating.erase(spec.name);
+    bool doomed = self->doomed.erase(spec.name) > 0;
+    auto* placement = std::get_if<Placement>(&result);
+    done(std::move(result));
+    if (doomed && placement) {
+      if (auto id = self->ids.find(spec.name); id != self->ids.end()) self->Stop(id->second);
+    }
+  };
+  impl.Call("POST", "/containers/create?name=" + Enc(spec.name), std::move(body),
+            [weak = std::weak_ptr(impl_), spec, finish](Result r) mutable {
+              auto self = weak.lock();
+              if (!self) return;
+              if (!r.ok()) {
+                if (r.code == Errc::kNoSuchImage) {
+                  return finish("image \"" + spec.templ.image +
+                                "\" is not on the engine: build or load it there (matchmakerd never pulls images)");
+                }
+                return finish("create container: " + r.message);
+              }
+              std::string id = Str(r.body, "Id");
+              if (id.empty()) return finish(std::string("create container: engine answered without an Id"));
+              self->Track(id, spec.pool, spec.name);
+              auto fail = [weak, id, finish](std::string why) mutable {
+                if (auto self = weak.lock()) {
+                  self->Untrack(id);
+                  self->Delete(id);
+                }
+                finish(std::move(why));
+              };
+              auto inspect = [weak, id, spec, finish, fail]() mutable {
+                auto self = weak.lock();
+                if (!self) return;
+                self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr,
+                           [weak, spec, finish, fail](Result r) mutable {
+                             auto self = weak.lock();
+                             if (!self) return;
+                             if (!r.ok()) return fail("inspect container: " + r.message);
+                             auto placed = PlacementFromInspect(r.body, spec, self->opts.container);
+                             if (auto* err = std::get_if<std::string>(&placed)) return fail(*err);
+                             finish(std::get<Placement>(placed));
+                           });
+              };
+              auto start = [weak, id, inspect, fail]() mutable {
+                auto self = weak.lock();
+                if (!self) return;
+                self->Call("POST", "/containers/" + Enc(id) + "/start", nullptr,
+                           [inspect, fail](Result r) mutable {
+                             if (!r.ok() && r.code != Errc::kNotModified) return fail("start container: " + r.message);
+                             inspect();
+                           });
+              };
+              if (auto extra = ExtraNetwork(spec, self->opts.container)) {
+                return self->Call("POST", "/networks/" + Enc(*extra) + "/connect", json::object{{"Container", id}},
+                                  [start, fail, net = *extra](Result r) mutable {
+                                    if (!r.ok()) return fail("connect to network " + net + ": " + r.message);
+                                    start();
+                                  });
+              }
+              start();
+            });
+}
+
+void DockerBackend::Remove(const state::Instance& instance) {
+  auto& impl = *impl_;
+  if (impl.creating.contains(instance.name)) {
+    impl.doomed.insert(instance.name);
+    return;
+  }
+  std::string id = instance.backend_id;
+  if (auto it = impl.ids.find(instance.name); it != impl.ids.end()) id = it->second;
+  if (id.empty() || !impl.tracked.contains(id)) {
+    net::post(impl.io, [weak = std::weak_ptr(impl_), pool = instance.pool, name = instance.name] {
+      if (auto self = weak.lock(); self && self->on_exit) self->on_exit(ExitEvent{pool, name, -1, "not running"});
+    });
+    return;
+  }
+  impl.Stop(id);
+}
+
+// Lists our containers (waiting for the engine if it is down), keeps the
+// recorded instances that still run, reports the others, removes orphans.
+struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
+  std::weak_ptr<DockerBackend::Impl> impl;
+  std::map<std::string, state::Instance> known;
+  std::function<void(Backend::Adopted)> done;
+
+  void Try(int n) {
+    auto self = impl.lock();
+    if (!self) return;
+    auto filters = reservation::PercentEncode(json::serialize(OwnedFilter(self->opts.container.owner)));
+    self->Call("GET", "/containers/json?all=1&filters=" + filters, nullptr,
+               [job = shared_from_this(), n](Result r) { job->Listed(std::move(r), n); });
+  }
+
+  void Listed(Result r, int n) {
+    auto self = impl.lock();
+    if (!self) return;
+    if (!r.ok() || !r.body.is_array()) {
+      if (n % 30 == 0) spdlog::warn("docker: cannot list containers ({}); waiting for the engine", r.message);
+      auto timer = std::make_shared<net::steady_timer>(self->io, std::chrono::seconds(1));
+      timer->async_wait([job = shared_from_this(), timer, n](auto ec) {
+        if (!ec) job->Try(n + 1);
+      });
+      return;
+    }
+    Backend::Adopted adopted;
+    std::vector<std::tuple<std::string, int, std::string>> ended;
+    std::set<std::string> seen;
+    for (const auto& c : r.body.get_array()) {
+      if (!Owned(Labels(c), self->opts.container.owner)) continue;  // never touch what is not ours
+      std::string id = Str(c, "Id"), state = Str(c, "State");
+      std::string name = Str(Labels(c), kLabelInstance);
+      bool running = state == "running" || state == "paused" || state == "restarting";
+      auto k = known.find(name);
+      if (k != known.end() && !seen.contains(name)) {
+        seen.insert(name);
+        self->Track(id, k->second.pool, name);
+        if (running && k->second.control_port > 0) {
+          // A running container keeps its published ports and address.
+          adopted.emplace(name, Placement{id, k->second.host, k->second.control_host, k->second.control_port,
+                                          k->second.ports});
+        } else if (running) {
+          ended.emplace_back(id, -1, "was still being created when matchmakerd stopped");
+        } else {
+          int code = ExitCodeFromStatus(Str(c, "Status"));
+          ended.emplace_back(id, code, code >= 0 ? "exited with code " + std::to_string(code) : "container " + state);
+        }
+        continue;
+      }
+      spdlog::info("docker: removing orphan container {} ({})", id.substr(0, 12), name);
+      self->Discard(id, running);
+    }
+    std::vector<ExitEvent> gone;
+    for (const auto& [name, inst] : known) {
+      if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "container is gone"});
+    }
+    spdlog::info("docker: engine API {} at {}; adopted {} running container(s)", self->client.api_version(),
+                 self->endpoint, adopted.size());
+    std::exchange(done, nullptr)(std::move(adopted));
+    // What ended while we were away is reported once the rest is adopted.
+    for (auto& [id, code, message] : ended) self->Exited(id, code, message);
+    for (const auto& g : gone) {
+      if (self->on_exit) self->on_exit(g);
+    }
+    self->Watch();
+    self->SchedulePing();
+    self->ScheduleResync();
+  }
+};
+
+void DockerBackend::Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) {
+  auto job = std::make_shared<AdoptJob>();
+  job->impl = impl_;
+  for (const auto* i : known) job->known.emplace(i->name, *i);
+  job->done = std::move(done);
+  job->Try(0);
+}
+
+}  // namespace mm::backend
