@@ -60,6 +60,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   bool available = true;
   std::string reason;
   bool closed = false;
+  bool adopted = false;  // Adopt() finished: resyncs may run
   net::steady_timer ping_timer;
   net::steady_timer resync_timer;
 
@@ -76,6 +77,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
     if (available == up) return;
     available = up;
     if (on_availability) on_availability(up);
+    if (up && adopted) Resync();  // what changed (or was left half-made) meanwhile
   }
 
   void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
@@ -402,6 +404,7 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     for (const auto& g : gone) {
       if (self->on_exit) self->on_exit(g);
     }
+    self->adopted = true;
     self->Watch();
     self->SchedulePing();
     self->ScheduleResync();

@@ -1,0 +1,386 @@
+// End to end against a real dockerd: matchmakerd --backend docker with the
+// locally built matchmaker/gameserver:dev image (hack/build-images.sh).
+// Every port is published on 127.0.0.1; every container a test makes is
+// removed by the test. The tests share one engine: CTest runs them one at a
+// time (RESOURCE_LOCK dockerd).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/operator.h"
+
+namespace mm::testing {
+namespace {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr char kImage[] = "matchmaker/gameserver:dev";
+constexpr char kPools[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
+
+// `name` looked up in $PATH (RunCommand takes a path).
+std::string Which(const std::string& name) {
+  std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string dir; std::getline(path, dir, ':');) {
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+  }
+  return name;
+}
+
+RunResult Docker(std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) {
+  static const std::string docker = Which("docker");
+  args.insert(args.begin(), docker);
+  return RunCommand(args, timeout);
+}
+
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(l);
+  }
+  return out;
+}
+
+std::string ContainerPool(const std::string& name, int warm, int max = 10, const std::string& image = kImage) {
+  return "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: " + name + "}\nspec:\n  warm: " +
+         std::to_string(warm) + "\n  maxInstances: " + std::to_string(max) + "\n  template:\n    image: " + image +
+         "\n    args: [\"--capacity\", \"3\"]\n    ports: [{name: game, containerPort: 7777, protocol: tcp}]\n"
+         "    controlPort: 3000\n    resources: {memoryMiB: 64}\n";
+}
+
+// Now as docker's --since/--until want it: seconds.nanoseconds.
+std::string UnixTime() {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld.%09lld", static_cast<long long>(ns.count() / 1'000'000'000),
+                static_cast<long long>(ns.count() % 1'000'000'000));
+  return buf;
+}
+
+// Sends "ping" to 127.0.0.1:port and returns what comes back.
+std::string Echo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::send(fd, "ping", 4, 0) == 4) {
+    char buf[16];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) got.assign(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
+
+// A matchmakerd on the docker backend whose containers are all removed at
+// the end, whatever happened.
+class DockerOperator : public Operator {
+ public:
+  explicit DockerOperator(const std::string& name) : Operator(name) {
+    owner_ = "e2e" + std::to_string(::getpid()) + name;
+    std::ofstream(data_dir() + "/owner-id") << owner_ << "\n";
+  }
+  ~DockerOperator() {
+    Kill9IfRunning();
+    for (const auto& id : Containers(true)) Docker({"rm", "-f", id});
+  }
+  bool Start(std::vector<std::string> extra = {}) {
+    extra.insert(extra.begin(), {"--backend", "docker", "--publish-ip", "127.0.0.1"});
+    return Operator::Start(extra);
+  }
+  void Kill9IfRunning() {
+    if (process()) Kill9();
+  }
+  const std::string& owner() const { return owner_; }
+  // Our containers' ids (running only unless `all`).
+  std::set<std::string> Containers(bool all = false) {
+    std::vector<std::string> args = {"ps", "-q", "--no-trunc", "--filter", "label=dev.matchmaker.owner=" + owner_};
+    if (all) args.push_back("-a");
+    auto r = Docker(args);
+    auto lines = Lines(r.out);
+    return {lines.begin(), lines.end()};
+  }
+
+ private:
+  std::string owner_;
+};
+
+std::set<std::string> Ids(const std::vector<json::value>& instances) {
+  std::set<std::string> out;
+  for (const auto& i : instances) out.insert(std::string(i.at("backendId").as_string()));
+  return out;
+}
+
+// `ready` Ready instances, nothing else, and exactly those containers.
+bool Settled(DockerOperator& op, const std::string& pool, std::int64_t ready) {
+  auto p = op.Pool(pool);
+  if (Count(p, "ready") != ready || Count(p, "starting") != 0 || Count(p, "terminating") != 0) return false;
+  auto inst = op.Instances(pool);
+  return inst.size() == static_cast<std::size_t>(ready) && Ids(inst) == op.Containers(true);
+}
+
+class DockerE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto v = Docker({"version", "--format", "{{.Server.APIVersion}}"}, 20s);
+    ASSERT_EQ(v.exit_code, 0) << "no Docker Engine answers (hack/start-dockerd.sh starts one): " << v.err;
+    ASSERT_EQ(Docker({"image", "inspect", kImage}).exit_code, 0) << kImage << " is missing: run hack/build-images.sh";
+  }
+};
+
+TEST_F(DockerE2E, WarmContainersServeAllocationsOnTheirGamePort) {
+  DockerOperator op("warm");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 3)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3); }, 60s)) << op.Call("GET", std::string(kPools) + "/eu").body;
+
+  // Each instance is a running container with our labels and the template's limits.
+  for (const auto& i : op.Instances("eu")) {
+    std::string id(i.at("backendId").as_string());
+    auto r = Docker({"inspect", "--format",
+                     "{{.State.Running}} {{index .Config.Labels \"dev.matchmaker.instance\"}} "
+                     "{{index .Config.Labels \"dev.matchmaker.pool\"}} {{.HostConfig.Memory}} "
+                     "{{.HostConfig.RestartPolicy.Name}}",
+                     id});
+    EXPECT_EQ(r.out, "true " + std::string(i.at("name").as_string()) + " eu 67108864 no\n");
+  }
+  auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  auto doc = json::parse(a.body);
+  int game = static_cast<int>(doc.at("ports").at("game").as_int64());
+  EXPECT_EQ(doc.at("address").as_string(), "127.0.0.1:" + std::to_string(game));
+  EXPECT_EQ(Echo(game), "ping") << "the game port of the allocated container answers";
+  // The container itself holds the reservation.
+  std::string instance(doc.at("instance").as_string());
+  for (const auto& i : op.Instances("eu")) {
+    if (i.at("name").as_string() != instance) continue;
+    auto control = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
+    EXPECT_EQ(http::HttpCall(control, "GET", "/reservation/alice").status, 200);
+    EXPECT_EQ(i.at("controlHost").as_string(), "127.0.0.1");
+  }
+  // Warm refilled: the allocated one is busy, three idle again.
+  EXPECT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3; }, 60s));
+}
+
+TEST_F(DockerE2E, AKilledContainerIsReplacedAndRemoved) {
+  DockerOperator op("kill");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s));
+  auto before = Ids(op.Instances("eu"));
+  std::string victim = *before.begin();
+  ASSERT_EQ(Docker({"kill", victim}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2) && !Ids(op.Instances("eu")).contains(victim); }, 60s));
+  EXPECT_TRUE(Ids(op.Instances("eu")).contains(*std::next(before.begin())));
+  // The dead container was removed once its exit was recorded.
+  EXPECT_TRUE(Eventually([&] { return Docker({"inspect", victim}).exit_code != 0; }, 10s));
+  auto events = op.Call("GET", std::string(kPools) + "/eu/events").body;
+  EXPECT_NE(events.find("exited with code 137"), std::string::npos) << events;
+}
+
+TEST_F(DockerE2E, AnImageChangeRollsIdleContainersOnly) {
+  const std::string other = "matchmaker/gameserver:e2e-rolled";
+  ASSERT_EQ(Docker({"tag", kImage, other}).exit_code, 0);
+  {
+    DockerOperator op("roll");
+    ASSERT_TRUE(op.Start());
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 2)).status, 201);
+    ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s));
+    auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+    ASSERT_EQ(a.status, 200) << a.body;
+    std::string busy(json::parse(a.body).at("instance").as_string());
+    std::string busy_hash, busy_id;
+    for (const auto& i : op.Instances("eu")) {
+      if (i.at("name").as_string() == busy) {
+        busy_hash = std::string(i.at("templateHash").as_string());
+        busy_id = std::string(i.at("backendId").as_string());
+      }
+    }
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 2, 10, other)).status, 200);
+    // Idle containers now run the new image; the busy one keeps its template and container.
+    ASSERT_TRUE(Eventually([&] {
+      auto inst = op.Instances("eu");
+      int fresh = 0;
+      bool busy_kept = false;
+      for (const auto& i : inst) {
+        if (i.at("name").as_string() == busy) {
+          busy_kept = i.at("templateHash").as_string() == busy_hash && i.at("backendId").as_string() == busy_id;
+        } else if (i.at("templateHash").as_string() != busy_hash && i.at("state").as_string() == "Ready") {
+          ++fresh;
+        }
+      }
+      return busy_kept && fresh == 2 && inst.size() == 3 && op.Containers(true).size() == 3;
+    }, 60s)) << op.Mmctl({"get", "instances", "-o", "wide"}).out;
+    for (const auto& i : op.Instances("eu")) {
+      auto r = Docker({"inspect", "--format", "{{.Config.Image}}", std::string(i.at("backendId").as_string())});
+      EXPECT_EQ(r.out, (i.at("name").as_string() == busy ? std::string(kImage) : other) + "\n");
+    }
+  }
+  Docker({"rmi", other});
+}
+
+TEST_F(DockerE2E, Kill9ThenRestartAdoptsEveryContainerAndCreatesNone) {
+  DockerOperator op("adopt");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 3)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3); }, 60s));
+  ASSERT_EQ(op.Request("alice").status, 200);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3; }, 60s));
+  auto containers = op.Containers(true);
+  ASSERT_EQ(containers.size(), 4u);
+  auto alice = op.Request("alice").body;
+  op.Kill9();
+  EXPECT_EQ(op.Containers(), containers) << "containers outlive matchmakerd";
+  auto since = UnixTime();
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 200; }, 20s));
+  std::this_thread::sleep_for(1s);  // a few reconcile passes
+  EXPECT_EQ(op.Containers(true), containers);
+  EXPECT_EQ(Ids(op.Instances("eu")), containers);
+  EXPECT_EQ(op.Request("alice").body, alice) << "the acknowledged reservation survives";
+  auto created = Docker({"events", "--since", since, "--until", UnixTime(), "--filter",
+                         "label=dev.matchmaker.owner=" + op.owner(), "--filter", "event=create"});
+  EXPECT_EQ(created.out, "") << "no container created after the restart";
+}
+
+TEST_F(DockerE2E, ContainersWithoutOurLabelsSurviveDeletionAndOrphanCleanup) {
+  DockerOperator op("foreign");
+  // Before matchmakerd starts: a stranger, one of another matchmakerd, and an orphan of ours.
+  auto stranger = Docker({"run", "-d", "--name", "mm-e2e-stranger-" + std::to_string(::getpid()), kImage});
+  auto other = Docker({"run", "-d", "--label", "dev.matchmaker.managed-by=matchmakerd", "--label",
+                       "dev.matchmaker.owner=someone-else", "--label", "dev.matchmaker.pool=eu", kImage});
+  auto orphan = Docker({"run", "-d", "--label", "dev.matchmaker.managed-by=matchmakerd", "--label",
+                        "dev.matchmaker.owner=" + op.owner(), "--label", "dev.matchmaker.pool=eu", "--label",
+                        "dev.matchmaker.instance=eu-ghost", kImage});
+  ASSERT_EQ(stranger.exit_code, 0) << stranger.err;
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  ASSERT_EQ(orphan.exit_code, 0) << orphan.err;
+  std::string stranger_id = Lines(stranger.out).at(0), other_id = Lines(other.out).at(0),
+              orphan_id = Lines(orphan.out).at(0);
+  auto running = [](const std::string& id) {
+    return Docker({"inspect", "--format", "{{.State.Running}}", id}).out == "true\n";
+  };
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s));
+  EXPECT_TRUE(Eventually([&] { return Docker({"inspect", orphan_id}).exit_code != 0; }, 20s))
+      << "our orphan is stopped and removed";
+  ASSERT_EQ(op.Request("bob").status, 200);
+  auto del = op.Mmctl({"delete", "pool", "eu", "--force"});
+  EXPECT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_TRUE(Eventually([&] { return op.Pool("eu").is_null() && op.Containers(true).empty(); }, 60s));
+  EXPECT_TRUE(running(stranger_id));
+  EXPECT_TRUE(running(other_id));
+  Docker({"rm", "-f", stranger_id, other_id});
+}
+
+TEST_F(DockerE2E, AMissingImageIsAPoolConditionNotACrashNorACreateLoop) {
+  DockerOperator op("noimage");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu",
+                    ContainerPool("eu", 2, 10, "matchmaker/not-built-here:none")).status, 201);
+  std::string reason;
+  ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded", &reason) == "True"; }, 30s));
+  auto pool = op.Call("GET", std::string(kPools) + "/eu").body;
+  EXPECT_NE(pool.find("is not on the engine: build or load it there"), std::string::npos) << pool;
+  // Backoff, not a loop: over three seconds only a handful of attempts.
+  std::this_thread::sleep_for(3s);
+  auto metrics = op.Call("GET", "/metrics").body;
+  auto at = metrics.find("matchmaker_instance_failures_total{pool=\"eu\",reason=\"CreateFailed\"}");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  double failures = std::atof(metrics.c_str() + metrics.find(' ', at) + 1);
+  EXPECT_GE(failures, 2);
+  EXPECT_LE(failures, 12);
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  EXPECT_TRUE(op.Containers(true).empty());
+}
+
+// The engine goes away for a while: allocations from Ready containers go on,
+// /readyz says why it is not ready, nothing is lost, and reconcile resumes.
+TEST_F(DockerE2E, AnEngineOutageKeepsAllocationsGoingAndLosesNothing) {
+  auto pids = Lines(RunCommand({Which("pgrep"), "-x", "dockerd"}).out);
+  ASSERT_EQ(pids.size(), 1u) << "one local dockerd expected";
+  int dockerd = std::atoi(pids[0].c_str());
+  std::ifstream cmdline_in("/proc/" + pids[0] + "/cmdline");
+  std::string cmdline((std::istreambuf_iterator<char>(cmdline_in)), {});
+  // A real stop when the engine runs as hack/start-dockerd.sh starts it
+  // (containers and their published ports outlive it); else a freeze.
+  bool real_stop = cmdline.find("--live-restore") != std::string::npos &&
+                   cmdline.find("--userland-proxy=false") != std::string::npos;
+
+  DockerOperator op("outage");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s));
+  auto alice = op.Request("alice");
+  ASSERT_EQ(alice.status, 200);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2 && Count(op.Pool("eu"), "starting") == 0; }, 60s));
+
+  if (real_stop) {
+    ASSERT_EQ(::kill(dockerd, SIGTERM), 0);
+    ASSERT_TRUE(Eventually([&] { return ::kill(dockerd, 0) != 0; }, 30s)) << "dockerd did not stop";
+  } else {
+    ASSERT_EQ(::kill(dockerd, SIGSTOP), 0);
+  }
+  struct Resume {
+    bool real;
+    int pid;
+    ~Resume() {
+      if (real) {
+        RunCommand({SourcePath("hack/start-dockerd.sh")}, 60s);
+      } else if (pid > 0) {
+        ::kill(pid, SIGCONT);
+      }
+    }
+  } resume{real_stop, dockerd};
+
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 503; }, 15s));
+  EXPECT_NE(op.Call("GET", "/readyz").body.find("backend unavailable: docker engine"), std::string::npos);
+  // Allocation keeps working from Ready containers.
+  auto bob = op.Request("bob", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(bob.status, 200) << bob.body;
+  EXPECT_EQ(Echo(static_cast<int>(json::parse(bob.body).at("ports").at("game").as_int64())), "ping");
+  EXPECT_EQ(op.Request("alice").body, alice.body);
+  // A change applied meanwhile is accepted and kept for later.
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 3)).status, 200);
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  auto instances = op.Instances("eu");
+  EXPECT_EQ(Count(op.Pool("eu"), "ready") + Count(op.Pool("eu"), "allocated"), 3)
+      << "the instances already running are still counted";
+
+  if (real_stop) {
+    auto r = RunCommand({SourcePath("hack/start-dockerd.sh")}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  } else {
+    ::kill(dockerd, SIGCONT);
+  }
+  resume.real = false;
+  resume.pid = 0;
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 200; }, 30s));
+  // Reconcile resumes: warm 3 idle beside the busy one.
+  EXPECT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3; }, 60s))
+      << op.Call("GET", std::string(kPools) + "/eu").body;
+  EXPECT_EQ(op.Request("alice").body, alice.body);
+  EXPECT_EQ(op.Request("bob").status, 200);
+  // Whatever a create cut short by the outage left behind is cleaned up.
+  EXPECT_TRUE(Eventually([&] { return Ids(op.Instances("eu")) == op.Containers(true); }, 20s));
+}
+
+}  // namespace
+}  // namespace mm::testing
