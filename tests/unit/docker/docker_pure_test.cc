@@ -197,7 +197,9 @@ TEST(ContainerSpec, PlacementFromInspect) {
   EXPECT_EQ(pl.control_port, 49155);
 
   o.control_network = "mm-control";
-  const auto& net = std::get<0>(backend::PlacementFromInspect(inspect, Spec(), o));
+  auto on_net = backend::PlacementFromInspect(inspect, Spec(), o);
+  ASSERT_EQ(on_net.index(), 0u);
+  const auto& net = std::get<0>(on_net);
   EXPECT_EQ(net.control_host, "172.20.0.7");
   EXPECT_EQ(net.control_port, 3000);
 
