@@ -1,7 +1,10 @@
-// Cost of one reconcile pass (PlanReconcile + ComputeStatus) on pools of
-// 100, 1,000 and 10,000 instances with nothing to change: the pure core the
-// controller runs per event, measured without I/O. The 100-instance pool is
-// the baseline of the ratio.
+// Cost of one reconcile pass (PlanReconcile + ComputeStatus) as the
+// controller runs it, on pools of 100 to 100,000 instances (half Ready, half
+// Allocated):
+//   - idle: nothing changed since the last pass;
+//   - event: one instance changed before the pass (a client took a slot on a
+//     Ready instance and another left), as after an allocation;
+// The 100-instance pool is the baseline of the ratios.
 //
 //   build/bin/reconcile_bench
 
@@ -17,7 +20,11 @@ using namespace std::chrono;
 using mm::state::Instance;
 using mm::state::InstanceState;
 
-double PassMicros(int n) {
+struct Figures {
+  double idle_us, event_us;
+};
+
+Figures Measure(int n) {
   mm::api::ServerPool pool;
   pool.metadata.name = "big";
   pool.spec.warm = n / 2;
@@ -39,33 +46,48 @@ double PassMicros(int n) {
   }
   mm::state::Limits limits;
   mm::api::ServerPoolStatus status;
-  const int passes = std::max(20, 200000 / n);
-  int creates = 0;
-  auto t0 = steady_clock::now();
-  for (int p = 0; p < passes; ++p) {
+  int actions = 0;
+  auto pass = [&] {
     mm::state::PlanInput in;
     in.spec = &ps.pool().spec;
     in.template_hash = ps.template_hash();
-    in.instances = ps.InstancesUnordered();
+    in.index = &ps.plan_index();
     in.now = now;
     in.limits = limits;
     auto plan = mm::state::PlanReconcile(in);
-    creates += plan.create + static_cast<int>(plan.remove.size());
+    actions += plan.create + static_cast<int>(plan.remove.size());
     status = mm::state::ComputeStatus(ps, plan, status, now, limits);
-  }
-  auto us = duration<double, std::micro>(steady_clock::now() - t0).count() / passes;
-  if (creates != 0) std::printf("unexpected actions: %d\n", creates);
-  return us;
+  };
+  auto time = [&](int passes, auto&& body) {
+    auto t0 = steady_clock::now();
+    for (int p = 0; p < passes; ++p) body(p);
+    return duration<double, std::micro>(steady_clock::now() - t0).count() / passes;
+  };
+  Figures f{};
+  f.idle_us = time(20000, [&](int) { pass(); });
+  f.event_us = time(20000, [&](int p) {
+    // One slot taken on a Ready instance, then given back: the pool's shape
+    // changes (Ready -> Allocated) and the pass runs.
+    std::string name = "big-" + std::to_string(p % (n / 2));
+    ps.AddReservation(name, "bench");
+    pass();
+    ps.RemoveReservation(name, "bench");
+    ps.SetState(name, InstanceState::kReady);
+  });
+  if (actions != 0) std::printf("unexpected actions: %d\n", actions);
+  return f;
 }
 
 }  // namespace
 
 int main() {
-  std::printf("%-12s %14s %10s\n", "instances", "us per pass", "ratio");
-  double base = PassMicros(100);
-  for (int n : {100, 1000, 10000}) {
-    double us = n == 100 ? base : PassMicros(n);
-    std::printf("%-12d %14.1f %9.1fx\n", n, us, us / base);
+  std::printf("%-10s %14s %14s %12s %12s\n", "instances", "idle us/pass", "event us/pass", "idle ratio",
+              "event ratio");
+  Figures base = Measure(100);
+  for (int n : {100, 1000, 10000, 100000}) {
+    Figures f = n == 100 ? base : Measure(n);
+    std::printf("%-10d %14.2f %14.2f %11.1fx %11.1fx\n", n, f.idle_us, f.event_us, f.idle_us / base.idle_us,
+                f.event_us / base.event_us);
   }
   return 0;
 }

@@ -238,7 +238,7 @@ void Controller::Reconcile(const std::string& name) {
   state::PlanInput in;
   in.spec = &ps.pool().spec;
   in.template_hash = ps.template_hash();
-  in.instances = ps.InstancesUnordered();
+  in.index = &ps.plan_index();  // O(log n) per instance acted on, none per unchanged one
   in.now = now;
   in.deleting = ps.deleting;
   in.force = ps.force_delete;

@@ -7,23 +7,34 @@ namespace mm::state {
 namespace {
 
 using std::chrono::milliseconds;
-
-// Orders the first `n` newest first (ties by name, so plans are
-// deterministic); only what a plan removes is sorted.
-void NewestFirst(std::vector<const Instance*>& v, std::size_t n) {
-  n = std::min(n, v.size());
-  std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
-                    [](const Instance* a, const Instance* b) {
-                      if (a->created != b->created) return a->created > b->created;
-                      return a->name > b->name;
-                    });
-}
+using Key = PlanIndex::Key;
 
 void Earliest(std::optional<TimePoint>& at, TimePoint t) {
   if (!at || t < *at) at = t;
 }
 
+// Newest first: reverse (created, name) order, so ties go by name, descending.
+bool Newer(const Key* a, const Key* b) { return *a > *b; }
+
 }  // namespace
+
+PlanIndex::PlanIndex(std::string template_hash, const std::vector<const Instance*>& instances)
+    : hash_(std::move(template_hash)) {
+  for (const Instance* i : instances) Add(*i);
+}
+
+PlanIndex::Category PlanIndex::Of(const Instance& i) const {
+  bool current = i.template_hash == hash_;
+  switch (i.state) {
+    case InstanceState::kStarting: return current ? kStartingCurrent : kStartingOutdated;
+    case InstanceState::kReady: return current ? kReadyCurrent : kReadyOutdated;
+    case InstanceState::kAllocated:
+    case InstanceState::kFull: return kBusy;
+    case InstanceState::kTerminating: return kTerminating;
+    case InstanceState::kExited: return kExited;
+  }
+  return kExited;
+}
 
 std::string_view ToString(RemovalReason r) {
   switch (r) {
@@ -50,84 +61,94 @@ milliseconds Backoff(int consecutive, const Limits& limits) {
   return delay;
 }
 
+// Works from the index's counts and walks only the instances it acts on:
+// exited ones (forgotten), timed-out starting ones, and removals, newest
+// first, up to the per-pass bound.
 Plan PlanReconcile(const PlanInput& in) {
+  std::optional<PlanIndex> built;
+  const PlanIndex* ix = in.index;
+  if (!ix) ix = &built.emplace(in.template_hash, in.instances);
+  using C = PlanIndex::Category;
+
   Plan plan;
   const auto& spec = *in.spec;
   const auto& limits = in.limits;
   auto timeout = milliseconds(spec.readiness.timeoutMs);
 
-  int total = 0, busy = 0, terminating = 0;
-  std::vector<const Instance*> starting_cur, starting_old, ready_cur, ready_old,
-      busy_list, timed_out;
-  for (const Instance* i : in.instances) {
-    if (i->state == InstanceState::kExited) {
-      plan.forget.push_back(i->name);
-      continue;
-    }
-    ++total;
-    bool current = i->template_hash == in.template_hash;
-    switch (i->state) {
-      case InstanceState::kTerminating:
-        ++terminating;
+  for (const auto& [created, name] : ix->Of(C::kExited)) plan.forget.push_back(name);
+  std::sort(plan.forget.begin(), plan.forget.end());
+
+  // Starting instances past their deadline are the oldest of their sets.
+  std::vector<const Key*> timed_out;
+  int timed_out_cur = 0, timed_out_old = 0;
+  for (C c : {C::kStartingCurrent, C::kStartingOutdated}) {
+    for (const Key& k : ix->Of(c)) {
+      if (in.now - k.first < timeout) {
+        Earliest(plan.requeue_at, k.first + timeout);
         break;
-      case InstanceState::kAllocated:
-      case InstanceState::kFull:
-        ++busy;
-        busy_list.push_back(i);
-        break;
-      case InstanceState::kStarting:
-        if (in.now - i->created >= timeout) {
-          timed_out.push_back(i);
-        } else {
-          (current ? starting_cur : starting_old).push_back(i);
-          Earliest(plan.requeue_at, i->created + timeout);
-        }
-        break;
-      case InstanceState::kReady:
-        (current ? ready_cur : ready_old).push_back(i);
-        break;
-      case InstanceState::kExited:
-        break;
+      }
+      timed_out.push_back(&k);
+      ++(c == C::kStartingCurrent ? timed_out_cur : timed_out_old);
     }
   }
+  const int starting_cur = ix->Size(C::kStartingCurrent) - timed_out_cur;
+  const int starting_old = ix->Size(C::kStartingOutdated) - timed_out_old;
+  const int ready_cur = ix->Size(C::kReadyCurrent), ready_old = ix->Size(C::kReadyOutdated);
+  const int busy = ix->Size(C::kBusy), terminating = ix->Size(C::kTerminating);
+  const int total = static_cast<int>(timed_out.size()) + starting_cur + starting_old + ready_cur + ready_old + busy +
+                    terminating;
 
   std::vector<Removal> removals;
-  auto remove = [&](std::vector<const Instance*>& from, std::size_t n, RemovalReason why) {
-    NewestFirst(from, n);
-    for (std::size_t k = 0; k < n && k < from.size(); ++k) {
-      removals.push_back({from[k]->name, why});
+  const auto budget = static_cast<std::size_t>(std::max(0, limits.max_removals_per_pass));
+  // Appends up to `n` of category `c`, newest first after skipping `skip`.
+  auto remove = [&](C c, int skip, int n, RemovalReason why) {
+    const auto& set = ix->Of(c);
+    auto it = set.rbegin();
+    for (int s = 0; s < skip && it != set.rend(); ++s) ++it;
+    for (int k = 0; k < n && it != set.rend(); ++k, ++it) {
+      if (removals.size() >= budget) {
+        plan.partial = true;
+        return;
+      }
+      removals.push_back({it->second, why});
     }
   };
-  remove(timed_out, timed_out.size(), RemovalReason::kStartTimeout);
+  std::sort(timed_out.begin(), timed_out.end(), Newer);
+  for (const Key* k : timed_out) {
+    if (removals.size() >= budget) {
+      plan.partial = true;
+      break;
+    }
+    removals.push_back({k->second, RemovalReason::kStartTimeout});
+  }
 
   if (in.deleting) {
-    remove(starting_cur, starting_cur.size(), RemovalReason::kPoolDeleted);
-    remove(starting_old, starting_old.size(), RemovalReason::kPoolDeleted);
-    remove(ready_cur, ready_cur.size(), RemovalReason::kPoolDeleted);
-    remove(ready_old, ready_old.size(), RemovalReason::kPoolDeleted);
-    if (in.force) remove(busy_list, busy_list.size(), RemovalReason::kPoolDeleted);
+    remove(C::kStartingCurrent, 0, starting_cur, RemovalReason::kPoolDeleted);
+    remove(C::kStartingOutdated, 0, starting_old, RemovalReason::kPoolDeleted);
+    remove(C::kReadyCurrent, 0, ready_cur, RemovalReason::kPoolDeleted);
+    remove(C::kReadyOutdated, 0, ready_old, RemovalReason::kPoolDeleted);
+    if (in.force) remove(C::kBusy, 0, busy, RemovalReason::kPoolDeleted);
     plan.pool_gone = total == 0;
     plan.requeue_at.reset();
   } else {
     // Idle instances wanted: warm, or enough for minInstances, never past max.
     int room_for_idle = std::max(0, spec.maxInstances - busy - terminating);
     int want = std::min(std::max({spec.warm + in.demand, spec.minInstances - busy, 0}), room_for_idle);
-    int cur = static_cast<int>(starting_cur.size() + ready_cur.size());
-    int old = static_cast<int>(ready_old.size());
+    int cur = starting_cur + ready_cur;
+    int old = ready_old;
 
     // Outdated starting instances serve nobody yet: replace them now.
-    remove(starting_old, starting_old.size(), RemovalReason::kOutdated);
+    remove(C::kStartingOutdated, 0, starting_old, RemovalReason::kOutdated);
     // Outdated ready ones keep serving until current ones are Ready to
     // take over (no loss of warm capacity during a rollout).
-    int old_remove = std::clamp(static_cast<int>(ready_cur.size()) + old - want, 0, old);
+    int old_remove = std::clamp(ready_cur + old - want, 0, old);
     // Current idle beyond want: starting before ready, newest first.
     int cur_surplus = std::max(0, cur - want);
     old -= old_remove;
-    remove(ready_old, static_cast<std::size_t>(old_remove), RemovalReason::kOutdated);
-    // Starting ones go before Ready ones.
-    std::size_t from_starting = std::min(static_cast<std::size_t>(cur_surplus), starting_cur.size());
-    remove(starting_cur, from_starting, RemovalReason::kScaleDown);
-    remove(ready_cur, static_cast<std::size_t>(cur_surplus) - from_starting, RemovalReason::kScaleDown);
+    remove(C::kReadyOutdated, 0, old_remove, RemovalReason::kOutdated);
+    int from_starting = std::min(cur_surplus, starting_cur);
+    remove(C::kStartingCurrent, 0, from_starting, RemovalReason::kScaleDown);
+    remove(C::kReadyCurrent, 0, cur_surplus - from_starting, RemovalReason::kScaleDown);
     cur -= cur_surplus;
 
     int need = std::max(0, want - cur);
@@ -139,10 +160,8 @@ Plan PlanReconcile(const PlanInput& in) {
     int create = std::max(0, std::min({need, headroom_max, headroom_surge}));
     if (create < need && old > 0 && headroom_max <= 0) {
       // At maxInstances mid-rollout: give up an outdated idle one to make room.
-      NewestFirst(ready_old, ready_old.size());
-      std::vector<const Instance*> rest(ready_old.begin() + old_remove, ready_old.end());
       int extra = std::min({need - create, old, surge});
-      remove(rest, static_cast<std::size_t>(extra), RemovalReason::kOutdated);
+      remove(C::kReadyOutdated, old_remove, extra, RemovalReason::kOutdated);
     }
 
     auto delay = Backoff(in.failures.consecutive, limits);
@@ -156,11 +175,6 @@ Plan PlanReconcile(const PlanInput& in) {
       plan.partial = true;
     }
     plan.create = create;
-  }
-
-  if (static_cast<int>(removals.size()) > limits.max_removals_per_pass) {
-    removals.resize(static_cast<std::size_t>(limits.max_removals_per_pass));
-    plan.partial = true;
   }
   plan.remove = std::move(removals);
   return plan;

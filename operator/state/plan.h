@@ -5,9 +5,12 @@
 // computeReconciliationAction: the loop observes, plans, applies, and
 // requeues at once when the plan was cut short by a per-pass bound.
 
+#include <array>
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/v1alpha1/types.h"
@@ -32,9 +35,39 @@ struct FailureHistory {
   bool operator==(const FailureHistory&) const = default;
 };
 
+// What PlanReconcile reads of a pool's instances: for each planning
+// category, the instances ordered by (created, name). PoolState keeps one
+// up to date as instances change (O(log n) per change), so a pass costs
+// O(log n) per instance it acts on, nothing per unchanged instance.
+class PlanIndex {
+ public:
+  enum Category { kStartingCurrent, kStartingOutdated, kReadyCurrent, kReadyOutdated, kBusy, kTerminating, kExited };
+  static constexpr int kCategories = 7;
+  using Key = std::pair<TimePoint, std::string>;  // (created, name)
+
+  explicit PlanIndex(std::string template_hash = "") : hash_(std::move(template_hash)) {}
+  PlanIndex(std::string template_hash, const std::vector<const Instance*>& instances);
+
+  // Add/Remove take the instance as it was indexed (same state, template,
+  // created, name).
+  void Add(const Instance& i) { sets_[Of(i)].emplace(i.created, i.name); }
+  void Remove(const Instance& i) { sets_[Of(i)].erase({i.created, i.name}); }
+  const std::set<Key>& Of(Category c) const { return sets_[c]; }
+  int Size(Category c) const { return static_cast<int>(sets_[c].size()); }
+  const std::string& template_hash() const { return hash_; }
+
+ private:
+  Category Of(const Instance& i) const;
+  std::string hash_;
+  std::array<std::set<Key>, kCategories> sets_;
+};
+
 struct PlanInput {
   const api::ServerPoolSpec* spec = nullptr;
   std::string template_hash;  // of spec->templ
+  // The pool's index (PoolState::plan_index()); when null, one is built from
+  // `instances` (tests, tools: O(n)).
+  const PlanIndex* index = nullptr;
   std::vector<const Instance*> instances;
   TimePoint now{};
   bool deleting = false;  // the pool was deleted: drain it

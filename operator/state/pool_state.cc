@@ -35,6 +35,7 @@ void PoolState::SetPool(api::ServerPool pool) {
     // The outdated flag in the ready index depends on the hash.
     for (auto& [name, i] : instances_) Unindex(i);
     template_hash_ = std::move(hash);
+    plan_index_ = PlanIndex(template_hash_);
     for (auto& [name, i] : instances_) Index(i);
   }
 }
@@ -48,12 +49,14 @@ void PoolState::IndexShape(const Instance& i, int sign) {
   counts_[static_cast<int>(i.state)] += sign;
   outdated_idle_ += sign * (i.idle() && i.template_hash != template_hash_);
   if (sign > 0) {
+    plan_index_.Add(i);
     if (i.state == InstanceState::kAllocated) {
       partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
     } else if (i.state == InstanceState::kReady) {
       ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
     }
   } else {
+    plan_index_.Remove(i);
     partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
     ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
   }

@@ -52,6 +52,9 @@ class PoolState {
   api::InstanceCounts Counts() const;
   int Count(InstanceState s) const { return counts_[static_cast<int>(s)]; }
 
+  // Counts and ordered sets by planning category, kept as instances change.
+  const PlanIndex& plan_index() const { return plan_index_; }
+
   FailureHistory failures;
   bool deleting = false;
   bool force_delete = false;
@@ -68,6 +71,7 @@ class PoolState {
   std::set<std::tuple<int, std::string>> partial_;  // (-reservations, name)
   std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
   std::unordered_map<std::string, std::string> clients_;  // client -> instance
+  PlanIndex plan_index_;
   int counts_[6] = {};
   int outdated_idle_ = 0;
 };
