@@ -3,7 +3,10 @@
 # containers (--backend docker) to all 20 Ready, beside the engine's own floor
 # measured in the same run: 20 `docker run -d` of the same image issued in
 # parallel, timed until every one has returned (container started).
-# Rounds alternate floor / matchmakerd; the median of each is reported.
+# A second floor leaves the CLI out: 20 create+start pairs sent straight to
+# the Engine API with curl, in parallel (the engine's own limit, no Go CLI
+# start-up per container).
+# Rounds alternate floors / matchmakerd; the median of each is reported.
 #   bench/apply_containers.sh [BUILD_DIR] [ROUNDS]
 # Needs an engine (hack/start-dockerd.sh) and the image (hack/build-images.sh).
 set -euo pipefail
@@ -48,7 +51,19 @@ spec:
 YAML
 
 : >"$dir/floor"
+: >"$dir/api"
 : >"$dir/mm"
+sock=/var/run/docker.sock
+api=$(curl -s --unix-socket "$sock" http://d/version | grep -o '"ApiVersion":"[0-9.]*"' | head -1 | cut -d'"' -f4)
+create_body='{"Image":"'$image'","Cmd":["--capacity","3"],"Labels":{"'$tag'":""},
+  "ExposedPorts":{"3000/tcp":{},"7777/tcp":{}},
+  "HostConfig":{"PortBindings":{"3000/tcp":[{"HostIp":"127.0.0.1","HostPort":""}],"7777/tcp":[{"HostIp":"127.0.0.1","HostPort":""}]}}}'
+api_run() {
+  local id
+  id=$(curl -sf --unix-socket "$sock" -H 'Content-Type: application/json' -d "$create_body" \
+    "http://d/v$api/containers/create" | grep -o '"Id":"[0-9a-f]*"' | cut -d'"' -f4)
+  curl -sf --unix-socket "$sock" -X POST "http://d/v$api/containers/$id/start" >/dev/null
+}
 for r in $(seq "$rounds"); do
   start=$(now)
   pids=()
@@ -59,6 +74,17 @@ for r in $(seq "$rounds"); do
   wait "${pids[@]}"
   echo "$(now) - $start" | bc >>"$dir/floor"
   [ "$(docker ps -q --filter "label=$tag" --filter status=running | wc -l)" -eq 20 ] || { echo "floor: not 20 running" >&2; exit 1; }
+  docker rm -f $(docker ps -aq --filter "label=$tag") >/dev/null
+
+  start=$(now)
+  pids=()
+  for i in $(seq 0 19); do
+    api_run &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  echo "$(now) - $start" | bc >>"$dir/api"
+  [ "$(docker ps -q --filter "label=$tag" --filter status=running | wc -l)" -eq 20 ] || { echo "api floor: not 20 running" >&2; exit 1; }
   docker rm -f $(docker ps -aq --filter "label=$tag") >/dev/null
 
   start=$(now)
@@ -75,9 +101,13 @@ for r in $(seq "$rounds"); do
   done
 done
 floor=$(median <"$dir/floor")
+apifloor=$(median <"$dir/api")
 mm=$(median <"$dir/mm")
 echo "floor rounds (s): $(tr '\n' ' ' <"$dir/floor")"
+echo "api floor rounds (s): $(tr '\n' ' ' <"$dir/api")"
 echo "matchmakerd rounds (s): $(tr '\n' ' ' <"$dir/mm")"
 printf 'floor: 20 docker run -d in parallel (median of %d): %.3f s\n' "$rounds" "$floor"
+printf 'floor: 20 create+start via the API in parallel (median): %.3f s\n' "$apifloor"
 printf 'matchmakerd: apply --wait to warm 20 Ready (median):  %.3f s\n' "$mm"
-printf 'ratio: %.2fx\n' "$(echo "$mm / $floor" | bc -l)"
+printf 'ratio to docker run: %.2fx; ratio to the API floor: %.2fx\n' "$(echo "$mm / $floor" | bc -l)" \
+  "$(echo "$mm / $apifloor" | bc -l)"

@@ -84,6 +84,7 @@ struct Flags {
   std::string log_format = "text";
   std::string log_level = "info";
   int stop_grace_ms = 5000;
+  int docker_resync_ms = 30000;
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
 };
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
   app.add_option("--control-network", f.control_network,
                  "docker: reach control ports at container addresses on this network (when matchmakerd runs on it)")
       ->envname("MM_CONTROL_NETWORK");
+  app.add_option("--docker-resync-ms", f.docker_resync_ms, "docker: full container list compare period (tests)")
+      ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
   app.add_option("--admin-listen", f.admin_listen, "Admin API, /metrics, /healthz, /readyz address")
       ->envname("MM_ADMIN_LISTEN")->capture_default_str();
@@ -218,7 +221,8 @@ int main(int argc, char** argv) {
                                                        .publish_ip = f.publish_ip,
                                                        .control_network = f.control_network,
                                                        .public_address = f.public_address},
-                                         .grace = std::chrono::milliseconds(f.stop_grace_ms)});
+                                         .grace = std::chrono::milliseconds(f.stop_grace_ms),
+                                         .resync = std::chrono::milliseconds(f.docker_resync_ms)});
     } catch (const std::invalid_argument& e) {
       std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());
       return 2;

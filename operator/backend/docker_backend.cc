@@ -41,6 +41,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   struct Tracked {
     std::string pool;
     std::string name;
+    std::uint64_t seq = 0;  // when it was tracked or started (see Resync)
   };
 
   Impl(net::io_context& io, DockerOptions o, docker::Endpoint ep)
@@ -54,6 +55,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   std::map<std::string, Tracked> tracked;  // container id -> instance
   std::map<std::string, std::string> ids;  // instance name -> container id
   std::set<std::string> creating;          // names with a create in flight
+  std::uint64_t track_seq = 0;
   std::set<std::string> doomed;            // removed while being created
   std::function<void(ExitEvent)> on_exit;
   std::function<void(bool)> on_availability;
@@ -94,7 +96,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
 
   void Track(const std::string& id, std::string pool, std::string name) {
     if (!name.empty()) ids[name] = id;
-    tracked[id] = Tracked{std::move(pool), std::move(name)};
+    tracked[id] = Tracked{std::move(pool), std::move(name), ++track_seq};
   }
 
   void Untrack(const std::string& id) {
@@ -179,9 +181,15 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   // whose container stopped or vanished, removes leftovers and orphans.
   void Resync() {
     auto filters = reservation::PercentEncode(json::serialize(OwnedFilter(opts.container.owner)));
-    Call("GET", "/containers/json?all=1&filters=" + filters, nullptr, [weak = weak_from_this()](Result r) {
+    // The list is a snapshot taken while the engine handles the request:
+    // containers started (or tracked) after it was sent may be listed as
+    // "created" or missing, and containers still being created too; the
+    // next resync judges them, not this one.
+    Call("GET", "/containers/json?all=1&filters=" + filters, nullptr,
+         [weak = weak_from_this(), upto = track_seq](Result r) {
       auto self = weak.lock();
       if (!self || !r.ok() || !r.body.is_array()) return;
+      auto settled = [&](const Tracked& t) { return t.seq <= upto && !self->creating.contains(t.name); };
       std::set<std::string> seen;
       std::vector<std::tuple<std::string, int, std::string>> ended;
       for (const auto& c : r.body.get_array()) {
@@ -190,8 +198,8 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
         std::string state = Str(c, "State");
         seen.insert(id);
         bool running = state == "running" || state == "paused" || state == "restarting";
-        if (self->tracked.contains(id)) {
-          if (!running) {
+        if (auto t = self->tracked.find(id); t != self->tracked.end()) {
+          if (!running && settled(t->second)) {
             int code = ExitCodeFromStatus(Str(c, "Status"));
             ended.emplace_back(id, code, code >= 0 ? "exited with code " + std::to_string(code) : "container " + state);
           }
@@ -203,7 +211,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
         self->Discard(id, running);
       }
       for (const auto& [id, t] : self->tracked) {
-        if (!seen.contains(id) && !self->creating.contains(t.name)) ended.emplace_back(id, -1, "container is gone");
+        if (!seen.contains(id) && settled(t)) ended.emplace_back(id, -1, "container is gone");
       }
       for (auto& [id, code, message] : ended) self->Exited(id, code, message);
     });
@@ -216,7 +224,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
       if (ec || !self || self->closed) return;
       self->Call("GET", "/version", nullptr, [weak](Result) {
         if (auto self = weak.lock()) self->SchedulePing();
-      }, std::min(self->opts.ping, self->opts.timeout));
+      }, std::min(self->opts.ping_timeout, self->opts.timeout));
     });
   }
 
@@ -263,6 +271,10 @@ void DockerBackend::Create(const InstanceSpec& spec, std::function<void(CreateRe
     self->creating.erase(spec.name);
     bool doomed = self->doomed.erase(spec.name) > 0;
     auto* placement = std::get_if<Placement>(&result);
+    if (auto id = self->ids.find(spec.name); placement && id != self->ids.end()) {
+      // Started now: only container lists asked for from here on judge it.
+      self->tracked[id->second].seq = ++self->track_seq;
+    }
     done(std::move(result));
     if (doomed && placement) {
       if (auto id = self->ids.find(spec.name); id != self->ids.end()) self->Stop(id->second);

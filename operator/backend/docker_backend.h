@@ -34,7 +34,8 @@ struct DockerOptions {
   ContainerOptions container;
   std::chrono::milliseconds grace{5000};    // stop: SIGTERM, then SIGKILL after this
   std::chrono::milliseconds timeout{10'000};
-  std::chrono::milliseconds ping{2'000};
+  std::chrono::milliseconds ping{2'000};          // how often the engine is asked
+  std::chrono::milliseconds ping_timeout{5'000};  // a busy engine may take seconds
   std::chrono::milliseconds resync{30'000};
 };
 
