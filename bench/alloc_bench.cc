@@ -2,11 +2,13 @@
 // the floor measured in the same run: the same load sent straight to an
 // mm-gameserver's POST /reservation/{id}. Everything on 127.0.0.1.
 //
-//   build/bin/alloc_bench [--seconds 5] [--threads 8] [--rate 1000]
+//   build/bin/alloc_bench [--seconds 5] [--threads 8] [--rate 1000] [--backend process|docker]
 //
-// matchmakerd runs the process backend with 4 mm-gameservers of capacity
-// 1,000,000 kept warm, so instance starts are not what is measured; the
-// journal is on (fdatasync per group commit).
+// matchmakerd runs 4 mm-gameservers of capacity 1,000,000 kept warm, so
+// instance starts are not what is measured; the journal is on (fdatasync
+// per group commit). With --backend docker they are containers of
+// matchmaker/gameserver:dev (hack/build-images.sh) with ports published on
+// 127.0.0.1, and the floor is one of those containers' control port.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -137,35 +139,51 @@ int main(int argc, char** argv) {
   double seconds = 5;
   int threads = 8;
   double rate = 1000;
+  std::string backend = "process";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--seconds") seconds = std::atof(argv[i + 1]);
     if (k == "--threads") threads = std::atoi(argv[i + 1]);
     if (k == "--rate") rate = std::atof(argv[i + 1]);
+    if (k == "--backend") backend = argv[i + 1];
   }
+  const bool docker = backend == "docker";
   std::string bin = fs::canonical("/proc/self/exe").parent_path().string();
   std::string dir = "/tmp/mm-bench-" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
 
-  // The floor: one mm-gameserver answering reservations directly.
-  pid_t gs = Spawn({bin + "/mm-gameserver", "--address", "127.0.0.1", "--control-port", "0", "--game-port", "0",
-                    "--capacity", "1000000"},
-                   dir + "/gs.out");
-  int gs_port = PortFrom(dir + "/gs.out", "control=");
-  // matchmakerd with a warm pool of such servers.
-  std::ofstream(dir + "/pool.yaml") << "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: bench}\n"
-                                       "spec:\n  warm: 4\n  maxInstances: 8\n  template:\n    command: [\""
-                                    << bin << "/mm-gameserver\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", "
-                                              "\"1000000\"]\n    ports: [{name: game, containerPort: 7777}]\n";
-  pid_t mmd = Spawn({bin + "/matchmakerd", "--data-dir", dir + "/data", "--admin-listen", "127.0.0.1:0", "--listen",
-                     "127.0.0.1:0", "--pools", dir + "/pool.yaml", "--log-level", "warn"},
-                    dir + "/mmd.out");
+  // matchmakerd with a warm pool of mm-gameservers (processes or containers).
+  pid_t gs = -1;
+  int gs_port = 0;
+  std::ofstream pool(dir + "/pool.yaml");
+  pool << "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: bench}\n"
+          "spec:\n  warm: 4\n  maxInstances: 8\n  template:\n";
+  if (docker) {
+    pool << "    image: matchmaker/gameserver:dev\n    args: [\"--capacity\", \"1000000\"]\n"
+            "    ports: [{name: game, containerPort: 7777}]\n";
+  } else {
+    pool << "    command: [\"" << bin << "/mm-gameserver\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", "
+            "\"1000000\"]\n    ports: [{name: game, containerPort: 7777}]\n";
+  }
+  pool.close();
+  fs::create_directories(dir + "/data");
+  std::vector<std::string> mmd_args = {bin + "/matchmakerd", "--data-dir", dir + "/data", "--admin-listen",
+                                       "127.0.0.1:0", "--listen", "127.0.0.1:0", "--pools", dir + "/pool.yaml",
+                                       "--log-level", "warn"};
+  if (docker) {
+    std::ofstream(dir + "/data/owner-id") << "alloc-bench-" << getpid() << "\n";
+    mmd_args.insert(mmd_args.end(), {"--backend", "docker", "--publish-ip", "127.0.0.1"});
+  }
+  pid_t mmd = Spawn(mmd_args, dir + "/mmd.out");
   int mm_port = PortFrom(dir + "/mmd.out", "client=127.0.0.1:");
   int admin_port = PortFrom(dir + "/mmd.out", "admin=127.0.0.1:");
-  if (!gs_port || !mm_port) {
-    std::fprintf(stderr, "bench: servers did not start (see %s)\n", dir.c_str());
-    return 1;
+  if (!docker) {
+    // The floor: one mm-gameserver answering reservations directly.
+    gs = Spawn({bin + "/mm-gameserver", "--address", "127.0.0.1", "--control-port", "0", "--game-port", "0",
+                "--capacity", "1000000"},
+               dir + "/gs.out");
+    gs_port = PortFrom(dir + "/gs.out", "control=");
   }
   // Wait for the warm pool.
   for (int i = 0; i < 200; ++i) {
@@ -175,15 +193,35 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  // The refill after the warm-up allocation must be done: a container start
+  // takes the engine a second of CPU, which is not what is measured here.
+  for (int i = 0; i < 600; ++i) {
+    auto p = mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
+                                "/apis/matchmaker.dev/v1alpha1/serverpools/bench");
+    if (p.body.find("\"starting\":0,\"ready\":4,") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (docker) {
+    // The floor: the control port of one of the pool's containers.
+    auto list = mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
+                                   "/apis/matchmaker.dev/v1alpha1/serverpools/bench/instances");
+    auto at = list.body.find("\"controlPort\":");
+    if (at != std::string::npos) gs_port = std::atoi(list.body.c_str() + at + 14);
+  }
+  if (!gs_port || !mm_port) {
+    std::fprintf(stderr, "bench: servers did not start (see %s)\n", dir.c_str());
+    return 1;
+  }
+  std::printf("backend: %s\n", backend.c_str());
 
   std::printf("%-44s %8s %8s %8s %10s %8s %6s\n", "run", "p50 ms", "p99 ms", "max ms", "per s", "ok", "errors");
   auto floor_rate = Load(static_cast<std::uint16_t>(gs_port), threads, seconds, rate, "f", false);
-  Print(("floor: mm-gameserver, " + std::to_string(static_cast<int>(rate)) + "/s").c_str(), floor_rate);
+  Print((std::string(docker ? "floor: container, " : "floor: mm-gameserver, ") + std::to_string(static_cast<int>(rate)) + "/s").c_str(), floor_rate);
   auto mm_rate = Load(static_cast<std::uint16_t>(mm_port), threads, seconds, rate, "r", true);
   Print(("matchmakerd POST /request, " + std::to_string(static_cast<int>(rate)) + "/s").c_str(), mm_rate);
   auto floor_sat = Load(static_cast<std::uint16_t>(gs_port), threads, seconds, 0, "F", false);
-  Print(("floor: mm-gameserver, saturation, " + std::to_string(threads) + " conns").c_str(), floor_sat);
+  Print((std::string(docker ? "floor: container, saturation, " : "floor: mm-gameserver, saturation, ") + std::to_string(threads) + " conns").c_str(), floor_sat);
   auto mm_sat = Load(static_cast<std::uint16_t>(mm_port), threads, seconds, 0, "R", true);
   Print(("matchmakerd POST /request, saturation, " + std::to_string(threads) + " conns").c_str(), mm_sat);
   std::printf("ratio matchmakerd/floor: p50 at %d/s %.2fx, p99 at %d/s %.2fx, saturation throughput %.2fx\n",
@@ -198,9 +236,11 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(mmd, SIGTERM);
-  kill(gs, SIGTERM);
   waitpid(mmd, nullptr, 0);
-  waitpid(gs, nullptr, 0);
+  if (gs > 0) {
+    kill(gs, SIGTERM);
+    waitpid(gs, nullptr, 0);
+  }
   fs::remove_all(dir);
   return 0;
 }

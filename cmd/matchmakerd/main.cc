@@ -85,6 +85,7 @@ struct Flags {
   std::string log_level = "info";
   int stop_grace_ms = 5000;
   int docker_resync_ms = 30000;
+  int docker_ping_ms = 2000;
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
 };
@@ -108,6 +109,8 @@ int main(int argc, char** argv) {
       ->envname("MM_CONTROL_NETWORK");
   app.add_option("--docker-resync-ms", f.docker_resync_ms, "docker: full container list compare period (tests)")
       ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("");
+  app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
+      ->envname("MM_DOCKER_PING_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
   app.add_option("--admin-listen", f.admin_listen, "Admin API, /metrics, /healthz, /readyz address")
       ->envname("MM_ADMIN_LISTEN")->capture_default_str();
@@ -222,6 +225,7 @@ int main(int argc, char** argv) {
                                                        .control_network = f.control_network,
                                                        .public_address = f.public_address},
                                          .grace = std::chrono::milliseconds(f.stop_grace_ms),
+                                         .ping = std::chrono::milliseconds(f.docker_ping_ms),
                                          .resync = std::chrono::milliseconds(f.docker_resync_ms)});
     } catch (const std::invalid_argument& e) {
       std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());

@@ -58,6 +58,8 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
     stream_->expires_after(req_.timeout);
     stream_->async_connect(net::ip::tcp::endpoint(addr, req_.port), [self = shared_from_this()](beast::error_code ec) {
       if (ec) return self->Fail("connect: " + ec.message());
+      beast::error_code ignored;  // request/response: no Nagle wait on small writes
+      self->stream_->socket().set_option(net::ip::tcp::no_delay(true), ignored);
       self->Write();
     });
   }

@@ -158,6 +158,8 @@ void Server::Impl::Accept() {
             beast::error_code ignored;
             socket.close(ignored);  // over the cap: refuse, keep serving
           } else {
+            beast::error_code ignored;  // request/response: no Nagle wait on small writes
+            socket.set_option(tcp::no_delay(true), ignored);
             std::make_shared<Session>(std::move(socket), self)->Start();
           }
         }
