@@ -193,15 +193,33 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  // The refill after the warm-up allocation must be done: a container start
-  // takes the engine a second of CPU, which is not what is measured here.
-  for (int i = 0; i < 600; ++i) {
-    auto p = mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
-                                "/apis/matchmaker.dev/v1alpha1/serverpools/bench");
-    if (p.body.find("\"starting\":0,\"ready\":4,") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // No instance may be starting while latency is measured: a container
+  // start takes the engine about a second of CPU on these two cores. A
+  // warm-up load at the measured concurrency first spreads clients over the
+  // warm instances (concurrent handshakes go to different instances), so
+  // the refills it triggers happen now, up to maxInstances.
+  auto pool_json = [&] {
+    return mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
+                              "/apis/matchmaker.dev/v1alpha1/serverpools/bench").body;
+  };
+  auto settle = [&] {
+    for (int i = 0; i < 1200; ++i) {
+      if (pool_json().find("\"starting\":0,") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  };
+  auto instances = [&] {
+    auto list = mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
+                                   "/apis/matchmaker.dev/v1alpha1/serverpools/bench/instances").body;
+    int n = 0;
+    for (auto at = list.find("\"backendId\""); at != std::string::npos; at = list.find("\"backendId\"", at + 1)) ++n;
+    return n;
+  };
+  settle();
+  Load(static_cast<std::uint16_t>(mm_port), threads, 2, rate, "w", true);
+  settle();
+  const int instances_before = instances();
   if (docker) {
     // The floor: the control port of one of the pool's containers.
     auto list = mm::http::HttpCall(static_cast<std::uint16_t>(admin_port), "GET",
@@ -227,6 +245,8 @@ int main(int argc, char** argv) {
   std::printf("ratio matchmakerd/floor: p50 at %d/s %.2fx, p99 at %d/s %.2fx, saturation throughput %.2fx\n",
               static_cast<int>(rate), mm_rate.p50_ms / floor_rate.p50_ms, static_cast<int>(rate),
               mm_rate.p99_ms / floor_rate.p99_ms, mm_sat.per_s / floor_sat.per_s);
+
+  std::printf("instances in the pool: %d before the measured runs, %d after\n", instances_before, instances());
 
   // The pool's instances outlive matchmakerd by design: delete the pool first.
   auto admin = static_cast<std::uint16_t>(admin_port);

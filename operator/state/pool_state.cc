@@ -126,7 +126,8 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   return true;
 }
 
-bool PoolState::RemoveReservation(const std::string& name, const std::string& client) {
+bool PoolState::RemoveReservation(const std::string& name, const std::string& client_ref) {
+  const std::string client = client_ref;  // it may alias the very entry erased below
   auto it = instances_.find(name);
   if (it == instances_.end() || !it->second.reservations.contains(client)) return false;
   IndexShape(it->second, -1);
