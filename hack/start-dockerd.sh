@@ -3,8 +3,10 @@
 # for the e2e tier and the container benchmarks. Idempotent:
 #   - an engine that already answers is left as it is;
 #   - docker.io is installed from Debian when dockerd is missing;
-#   - dockerd is started in the background with --live-restore (containers
-#     outlive a stopped engine, as in production), logs in /var/log/mm-dockerd.log.
+#   - dockerd is started in the background with --userland-proxy=false
+#     (published ports are kernel NAT rules, not docker-proxy children of
+#     dockerd), logs in /var/log/mm-dockerd.log. Not --live-restore: swarm
+#     mode refuses it, and the swarm tier needs swarm mode.
 # Exit 0 when an engine answers, 1 when none could be started.
 set -euo pipefail
 
@@ -34,7 +36,7 @@ fi
 
 if ! pgrep -x dockerd >/dev/null; then
   echo "start-dockerd: starting dockerd (log: /var/log/mm-dockerd.log)" >&2
-  setsid nohup dockerd --live-restore --userland-proxy=false >>/var/log/mm-dockerd.log 2>&1 </dev/null &
+  setsid nohup dockerd --userland-proxy=false >>/var/log/mm-dockerd.log 2>&1 </dev/null &
 fi
 for _ in $(seq 1 60); do
   if answers; then

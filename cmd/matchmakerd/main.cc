@@ -15,6 +15,7 @@
 #include "operator/allocate/allocator.h"
 #include "operator/backend/docker_backend.h"
 #include "operator/backend/process_backend.h"
+#include "operator/backend/swarm_backend.h"
 #include "operator/http/auth.h"
 #include "operator/http/client_api.h"
 #include "operator/http/admin_api.h"
@@ -145,11 +146,6 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(f.log_level));
 
-  if (f.backend == "swarm") {
-    std::fprintf(stderr, "matchmakerd: --backend %s is not available in this build yet; use process\n",
-                 f.backend.c_str());
-    return 2;
-  }
   std::unique_ptr<mm::http::Authorizer> auth = mm::http::HeaderAuthorizer();
   if (f.auth == "jwt") {
     std::variant<std::unique_ptr<mm::http::Authorizer>, std::string> made = std::string(
@@ -211,12 +207,27 @@ int main(int argc, char** argv) {
   }
   mm::metrics::Metrics metrics(MM_VERSION);
   std::unique_ptr<mm::backend::Backend> backend_ptr;
-  if (f.backend == "docker") {
-    auto owner = OwnerId(f.data_dir);
+  std::optional<std::string> owner;
+  if (f.backend != "process") {
+    owner = OwnerId(f.data_dir);
     if (!owner) {
       std::fprintf(stderr, "matchmakerd: cannot write %s/owner-id\n", f.data_dir.c_str());
       return 1;
     }
+  }
+  if (f.backend == "swarm") {
+    try {
+      backend_ptr = std::make_unique<mm::backend::SwarmBackend>(
+          io, mm::backend::SwarmOptions{.docker_host = f.docker_host,
+                                        .service = {.owner = *owner,
+                                                    .control_network = f.control_network,
+                                                    .grace = std::chrono::milliseconds(f.stop_grace_ms)},
+                                        .ping = std::chrono::milliseconds(f.docker_ping_ms)});
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());
+      return 2;
+    }
+  } else if (f.backend == "docker") {
     try {
       backend_ptr = std::make_unique<mm::backend::DockerBackend>(
           io, mm::backend::DockerOptions{.docker_host = f.docker_host,

@@ -440,6 +440,14 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
     inst.failed = true;
     if (impl.metrics) impl.metrics->InstanceFailure(pool, "ExitedBeforeReady");
     Record(it->second, "Warning", "ExitedBeforeReady", ps.failures.last_message);
+  } else if (inst.busy()) {
+    // Players were on it and nobody asked it to stop (a crash, a node lost
+    // or drained): say so loudly.
+    Record(it->second, "Warning", "BusyInstanceLost",
+           "instance " + name + " " + message + " with " + std::to_string(inst.reservations.size()) +
+               " client(s) holding slots");
+    spdlog::warn("pool {}: instance {} {} with {} client(s) holding slots", pool, name, message,
+                 inst.reservations.size());
   } else {
     Record(it->second, "Normal", "Exited", "instance " + name + " " + message);
   }

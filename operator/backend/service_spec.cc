@@ -1,0 +1,198 @@
+#include "operator/backend/service_spec.h"
+
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "operator/backend/process_backend.h"
+
+namespace mm::backend {
+namespace json = boost::json;
+
+namespace {
+
+std::string Str(const json::value* v) { return v && v->is_string() ? std::string(v->get_string()) : std::string(); }
+
+const json::value* At(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const json::value* cur = &v;
+  for (auto k : keys) {
+    const auto* o = cur->if_object();
+    if (!o) return nullptr;
+    cur = o->if_contains(k);
+    if (!cur) return nullptr;
+  }
+  return cur;
+}
+
+std::string PortKey(int port, const std::string& protocol) {
+  return std::to_string(port) + "/" + (protocol.empty() ? "tcp" : protocol);
+}
+
+}  // namespace
+
+json::object ServiceCreateBody(const InstanceSpec& spec, const ServiceOptions& opts) {
+  const api::Template& t = spec.templ;
+  std::map<std::string, std::string> env;
+  for (const auto& e : t.env) env[e.name] = e.value;
+  env["MM_CONTROL_PORT"] = std::to_string(t.controlPort);
+  for (const auto& p : t.ports) env[PortEnvName(p.name)] = std::to_string(p.containerPort);
+  env["MM_POOL"] = spec.pool;
+  env["MM_INSTANCE"] = spec.name;
+
+  json::object ours{{kLabelManagedBy, kManagedByValue},
+                    {kLabelPool, spec.pool},
+                    {kLabelInstance, spec.name},
+                    {kLabelTemplateHash, spec.template_hash},
+                    {kLabelOwner, opts.owner}};
+  json::object container_labels;
+  for (const auto& [k, v] : t.labels) container_labels[k] = v;
+  for (const auto& [k, v] : ours) container_labels[k] = v;
+
+  json::object container{{"Image", t.image}, {"Labels", container_labels}};
+  if (!t.command.empty()) {
+    json::array cmd;
+    for (const auto& c : t.command) cmd.emplace_back(ExpandVars(c, env));
+    container["Command"] = std::move(cmd);
+  }
+  if (!t.args.empty()) {
+    json::array args;
+    for (const auto& a : t.args) args.emplace_back(ExpandVars(a, env));
+    container["Args"] = std::move(args);
+  }
+  json::array env_list;
+  for (const auto& [k, v] : env) env_list.emplace_back(k + "=" + v);
+  container["Env"] = std::move(env_list);
+  container["StopGracePeriod"] = static_cast<std::int64_t>(opts.grace.count()) * 1'000'000;
+
+  json::object task{{"ContainerSpec", std::move(container)},
+                    {"RestartPolicy", json::object{{"Condition", "none"}}}};
+  json::object limits;
+  if (t.resources.cpus) limits["NanoCPUs"] = static_cast<std::int64_t>(std::llround(*t.resources.cpus * 1e9));
+  if (t.resources.memoryMiB) limits["MemoryBytes"] = *t.resources.memoryMiB * 1024 * 1024;
+  if (!limits.empty()) task["Resources"] = json::object{{"Limits", limits}, {"Reservations", limits}};
+  if (!t.placement.constraints.empty()) {
+    json::array c;
+    for (const auto& s : t.placement.constraints) c.emplace_back(s);
+    task["Placement"] = json::object{{"Constraints", std::move(c)}};
+  }
+  json::array networks;
+  if (!t.network.empty()) networks.emplace_back(json::object{{"Target", t.network}});
+  if (!opts.control_network.empty() && opts.control_network != t.network) {
+    networks.emplace_back(json::object{{"Target", opts.control_network}});
+  }
+  if (!networks.empty()) task["Networks"] = std::move(networks);
+
+  json::array ports;
+  for (const auto& p : t.ports) {
+    ports.emplace_back(json::object{{"Protocol", p.protocol.empty() ? "tcp" : p.protocol},
+                                    {"TargetPort", p.containerPort},
+                                    {"PublishMode", "host"}});
+  }
+  if (opts.control_network.empty()) {
+    ports.emplace_back(json::object{{"Protocol", "tcp"}, {"TargetPort", t.controlPort}, {"PublishMode", "host"}});
+  }
+
+  json::object body{{"Name", spec.name},
+                    {"Labels", std::move(ours)},
+                    {"TaskTemplate", std::move(task)},
+                    {"Mode", json::object{{"Replicated", json::object{{"Replicas", 1}}}}},
+                    {"EndpointSpec", json::object{{"Ports", std::move(ports)}}}};
+  return body;
+}
+
+std::optional<NodeView> ParseNode(const json::value& node) {
+  NodeView n;
+  n.id = Str(At(node, {"ID"}));
+  if (n.id.empty()) return std::nullopt;
+  n.addr = Str(At(node, {"Status", "Addr"}));
+  n.public_address = Str(At(node, {"Spec", "Labels", kNodePublicAddressLabel}));
+  if (n.public_address.empty()) n.public_address = n.addr;
+  n.ready = Str(At(node, {"Status", "State"})) == "ready";
+  n.active = Str(At(node, {"Spec", "Availability"})) == "active";
+  return n;
+}
+
+TaskPhase TaskView::phase() const {
+  if (state == "running") return TaskPhase::kRunning;
+  for (const char* ended : {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}) {
+    if (state == ended) return TaskPhase::kEnded;
+  }
+  return TaskPhase::kPending;  // new, pending, assigned, accepted, preparing, ready, starting
+}
+
+std::string TaskView::Describe() const {
+  std::string out = "task " + state;
+  if (!error.empty()) {
+    out += ": " + error;
+  } else if (state == "complete" || state == "failed") {
+    out += ": exit code " + std::to_string(exit_code);
+  } else if (!message.empty()) {
+    out += ": " + message;
+  }
+  return out;
+}
+
+std::optional<TaskView> ParseTask(const json::value& task) {
+  TaskView t;
+  t.id = Str(At(task, {"ID"}));
+  t.service_id = Str(At(task, {"ServiceID"}));
+  if (t.id.empty() || t.service_id.empty()) return std::nullopt;
+  t.node_id = Str(At(task, {"NodeID"}));
+  t.state = Str(At(task, {"Status", "State"}));
+  t.desired = Str(At(task, {"DesiredState"}));
+  t.error = Str(At(task, {"Status", "Err"}));
+  t.message = Str(At(task, {"Status", "Message"}));
+  if (const auto* c = At(task, {"Status", "ContainerStatus", "ExitCode"}); c && c->is_int64()) {
+    t.exit_code = static_cast<int>(c->get_int64());
+  }
+  if (const auto* v = At(task, {"Version", "Index"}); v && v->is_int64()) t.version = v->get_int64();
+  if (const auto* ports = At(task, {"Status", "PortStatus", "Ports"}); ports && ports->is_array()) {
+    for (const auto& p : ports->get_array()) {
+      const auto* target = At(p, {"TargetPort"});
+      const auto* published = At(p, {"PublishedPort"});
+      if (!target || !published || !target->is_int64() || !published->is_int64()) continue;
+      t.published[PortKey(static_cast<int>(target->get_int64()), Str(At(p, {"Protocol"})))] =
+          static_cast<int>(published->get_int64());
+    }
+  }
+  if (const auto* nets = At(task, {"NetworksAttachments"}); nets && nets->is_array()) {
+    for (const auto& n : nets->get_array()) {
+      std::string name = Str(At(n, {"Network", "Spec", "Name"}));
+      const auto* addrs = At(n, {"Addresses"});
+      if (name.empty() || !addrs || !addrs->is_array() || addrs->get_array().empty()) continue;
+      std::string a = Str(&addrs->get_array()[0]);
+      t.addresses[name] = a.substr(0, a.find('/'));  // "10.0.1.5/24"
+    }
+  }
+  return t;
+}
+
+std::variant<Placement, std::string> PlacementFromTask(const TaskView& task, const NodeView& node,
+                                                       const InstanceSpec& spec, const ServiceOptions& opts) {
+  Placement p;
+  p.backend_id = task.service_id;
+  p.host = node.public_address;
+  if (p.host.empty()) return "node " + node.id + " has no address";
+  for (const auto& port : spec.templ.ports) {
+    auto it = task.published.find(PortKey(port.containerPort, port.protocol));
+    if (it == task.published.end() || it->second <= 0) {
+      return "port " + port.name + " (" + PortKey(port.containerPort, port.protocol) + ") is not published";
+    }
+    p.ports[port.name] = it->second;
+  }
+  if (opts.control_network.empty()) {
+    auto it = task.published.find(PortKey(spec.templ.controlPort, "tcp"));
+    if (it == task.published.end() || it->second <= 0) return std::string("control port is not published");
+    p.control_host = node.addr;
+    p.control_port = it->second;
+  } else {
+    auto it = task.addresses.find(opts.control_network);
+    if (it == task.addresses.end() || it->second.empty()) {
+      return "task has no address on network " + opts.control_network;
+    }
+    p.control_host = it->second;
+    p.control_port = spec.templ.controlPort;
+  }
+  return p;
+}
+
+}  // namespace mm::backend

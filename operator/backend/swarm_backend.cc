@@ -1,0 +1,368 @@
+#include "operator/backend/swarm_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "api/reservation/client_id.h"
+#include "operator/docker/client.h"
+
+namespace mm::backend {
+namespace net = boost::asio;
+namespace json = boost::json;
+using docker::Errc;
+using docker::Result;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+std::string Str(const json::value& v, std::string_view key) {
+  const auto* o = v.if_object();
+  const auto* f = o ? o->if_contains(key) : nullptr;
+  return f && f->is_string() ? std::string(f->get_string()) : std::string();
+}
+
+const json::value& SpecLabels(const json::value& service) {
+  static const json::value kNone;
+  const auto* o = service.if_object();
+  const auto* spec = o ? o->if_contains("Spec") : nullptr;
+  const auto* l = spec && spec->is_object() ? spec->get_object().if_contains("Labels") : nullptr;
+  return l ? *l : kNone;
+}
+
+std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
+
+}  // namespace
+
+struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
+  struct Service {
+    std::string pool;
+    std::string name;
+    // While being created: what to place and whom to tell.
+    std::optional<InstanceSpec> spec;
+    std::function<void(CreateResult)> done;
+    SteadyClock::time_point created = SteadyClock::now();
+    bool removing = false;
+  };
+
+  Impl(net::io_context& io, SwarmOptions o, docker::Endpoint ep)
+      : io(io), opts(std::move(o)), endpoint(ep.ToString()),
+        client(io, docker::ClientOptions{.endpoint = std::move(ep), .timeout = opts.timeout}),
+        ping_timer(io), poll_timer(io) {}
+
+  net::io_context& io;
+  SwarmOptions opts;
+  std::string endpoint;
+  docker::Client client;
+  std::map<std::string, Service> services;  // service id -> instance
+  std::map<std::string, std::string> ids;   // instance name -> service id
+  std::set<std::string> posting;            // names whose create request is in flight
+  std::set<std::string> doomed;             // removed while posting
+  std::map<std::string, NodeView> nodes;
+  std::function<void(ExitEvent)> on_exit;
+  std::function<void(bool)> on_availability;
+  bool available = true;
+  std::string reason;
+  bool closed = false;
+  bool polling = false;
+  net::steady_timer ping_timer;
+  net::steady_timer poll_timer;
+
+  void SetAvailable(bool up, std::string why) {
+    if (!up) reason = std::move(why);
+    if (available == up) return;
+    available = up;
+    if (on_availability) on_availability(up);
+  }
+
+  void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
+            std::chrono::milliseconds timeout = {}) {
+    client.Call(std::move(method), std::move(target), std::move(body),
+                [weak = weak_from_this(), done = std::move(done)](Result r) {
+                  auto self = weak.lock();
+                  if (!self) return;
+                  if (r.unavailable()) {
+                    self->SetAvailable(false, "docker engine " + self->endpoint + ": " + r.message);
+                  } else if (r.status > 0) {
+                    self->SetAvailable(true, "");
+                  }
+                  if (done) done(std::move(r));
+                },
+                timeout);
+  }
+
+  std::string OwnedQuery() const {
+    return "filters=" + Enc(json::serialize(OwnedFilter(opts.service.owner)));
+  }
+
+  void Track(const std::string& id, Service s) {
+    ids[s.name] = id;
+    services[id] = std::move(s);
+  }
+
+  // The instance's service is gone or its task ended: report once, remove.
+  void Ended(const std::string& id, int code, std::string message, bool delete_service = true) {
+    auto it = services.find(id);
+    if (it == services.end()) return;
+    Service s = std::move(it->second);
+    services.erase(it);
+    if (auto n = ids.find(s.name); n != ids.end() && n->second == id) ids.erase(n);
+    if (delete_service) DeleteService(id);
+    if (s.done) {
+      // Removed (or failed) before it ran: the create ends here.
+      if (s.removing) {
+        std::exchange(s.done, nullptr)(Placement{id, "", "", 0, {}});
+      } else {
+        std::exchange(s.done, nullptr)(std::move(message));
+        return;
+      }
+    }
+    if (on_exit) on_exit(ExitEvent{s.pool, s.name, code, std::move(message)});
+  }
+
+  void DeleteService(const std::string& id) {
+    Call("DELETE", "/services/" + Enc(id), nullptr, [id](Result r) {
+      if (!r.ok() && r.code != Errc::kNotFound) {
+        spdlog::warn("swarm: remove service {}: {} (retried by the next poll)", id, r.message);
+      }
+    });
+  }
+
+  void SchedulePoll() {
+    if (closed) return;
+    poll_timer.expires_after(opts.poll);
+    poll_timer.async_wait([weak = weak_from_this()](auto ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed) return;
+      self->Poll();
+    });
+  }
+
+  // One look at the swarm: nodes, then our tasks.
+  void Poll() {
+    Call("GET", "/nodes", nullptr, [weak = weak_from_this()](Result r) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (!r.ok() || !r.body.is_array()) return self->SchedulePoll();
+      std::map<std::string, NodeView> nodes;
+      for (const auto& n : r.body.get_array()) {
+        if (auto v = ParseNode(n)) nodes[v->id] = *v;
+      }
+      self->nodes = std::move(nodes);
+      self->Call("GET", "/tasks?" + self->OwnedQuery(), nullptr, [weak](Result r) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (r.ok() && r.body.is_array()) self->Observe(r.body.get_array());
+        self->SchedulePoll();
+      });
+    });
+  }
+
+  void Observe(const json::array& tasks) {
+    std::map<std::string, TaskView> newest;  // service id -> its newest task
+    std::set<std::string> services_seen;
+    for (const auto& t : tasks) {
+      auto v = ParseTask(t);
+      if (!v) continue;
+      services_seen.insert(v->service_id);
+      auto& cur = newest[v->service_id];
+      if (cur.id.empty() || v->version > cur.version) cur = *v;
+    }
+    auto now = SteadyClock::now();
+    std::vector<std::tuple<std::string, int, std::string>> ended;
+    for (auto& [id, s] : services) {
+      auto t = newest.find(id);
+      if (t == newest.end()) {
+        // No task (yet): a service just created, or one deleted behind our back.
+        if (!s.done && now - s.created > opts.pending_grace) ended.emplace_back(id, -1, "service has no task");
+        continue;
+      }
+      const TaskView& task = t->second;
+      auto node = nodes.find(task.node_id);
+      if (s.done) {
+        if (task.phase() == TaskPhase::kRunning && node != nodes.end()) {
+          auto placed = PlacementFromTask(task, node->second, *s.spec, opts.service);
+          if (auto* p = std::get_if<Placement>(&placed)) {
+            auto done = std::exchange(s.done, nullptr);
+            s.spec.reset();
+            done(*p);
+          } else if (now - s.created > opts.pending_grace) {
+            ended.emplace_back(id, -1, std::get<std::string>(placed));
+          }
+        } else if (task.phase() == TaskPhase::kEnded) {
+          ended.emplace_back(id, task.exit_code, task.Describe());
+        } else if (!task.error.empty() && now - s.created > opts.pending_grace) {
+          ended.emplace_back(id, -1, task.Describe());  // e.g. no suitable node
+        }
+        continue;
+      }
+      if (task.phase() == TaskPhase::kEnded) {
+        std::string why = task.Describe();
+        if (node != nodes.end() && !node->second.active) why = "node " + node->second.id + " was drained (" + why + ")";
+        if (node != nodes.end() && !node->second.ready) why = "node " + node->second.id + " is down (" + why + ")";
+        ended.emplace_back(id, task.exit_code, why);
+      } else if (task.phase() == TaskPhase::kRunning && node != nodes.end() && !node->second.ready) {
+        ended.emplace_back(id, -1, "node " + node->second.id + " is down");
+      }
+    }
+    for (auto& [id, code, message] : ended) Ended(id, code, message);
+    // Services of ours that no instance names (left by a crash): removed.
+    for (const auto& sid : services_seen) {
+      if (services.contains(sid)) continue;
+      spdlog::info("swarm: removing service {}, no instance of ours names it", sid);
+      DeleteService(sid);
+    }
+  }
+
+  void SchedulePing() {
+    ping_timer.expires_after(opts.ping);
+    ping_timer.async_wait([weak = weak_from_this()](auto ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed) return;
+      self->Call("GET", "/version", nullptr, [weak](Result) {
+        if (auto self = weak.lock()) self->SchedulePing();
+      }, std::min(self->opts.ping_timeout, self->opts.timeout));
+    });
+  }
+};
+
+SwarmBackend::SwarmBackend(net::io_context& io, SwarmOptions options) {
+  auto ep = docker::ParseEndpoint(options.docker_host);
+  if (auto* err = std::get_if<std::string>(&ep)) throw std::invalid_argument(*err);
+  impl_ = std::make_shared<Impl>(io, std::move(options), std::get<docker::Endpoint>(ep));
+}
+
+SwarmBackend::~SwarmBackend() {
+  impl_->closed = true;
+  impl_->ping_timer.cancel();
+  impl_->poll_timer.cancel();
+  impl_->client.Close();
+}
+
+void SwarmBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
+bool SwarmBackend::Available() const { return impl_->available; }
+std::string SwarmBackend::UnavailableReason() const { return impl_->available ? "" : impl_->reason; }
+void SwarmBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
+  impl_->on_availability = std::move(handler);
+}
+
+void SwarmBackend::Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) {
+  auto& impl = *impl_;
+  impl.posting.insert(spec.name);
+  impl.Call("POST", "/services/create", ServiceCreateBody(spec, impl.opts.service),
+            [weak = std::weak_ptr(impl_), spec, done = std::move(done)](Result r) mutable {
+              auto self = weak.lock();
+              if (!self) return;
+              self->posting.erase(spec.name);
+              bool doomed = self->doomed.erase(spec.name) > 0;
+              if (!r.ok()) return done("create service: " + r.message);
+              std::string id = Str(r.body, "ID");
+              if (id.empty()) return done(std::string("create service: engine answered without an ID"));
+              Impl::Service s{spec.pool, spec.name, spec, std::move(done)};
+              self->Track(id, std::move(s));
+              if (doomed) {
+                self->services[id].removing = true;
+                self->Ended(id, -1, "removed before it ran");
+              }
+            });
+}
+
+void SwarmBackend::Remove(const state::Instance& instance) {
+  auto& impl = *impl_;
+  if (impl.posting.contains(instance.name)) {
+    impl.doomed.insert(instance.name);
+    return;
+  }
+  std::string id = instance.backend_id;
+  if (auto it = impl.ids.find(instance.name); it != impl.ids.end()) id = it->second;
+  auto it = impl.services.find(id);
+  if (id.empty() || it == impl.services.end()) {
+    net::post(impl.io, [weak = std::weak_ptr(impl_), pool = instance.pool, name = instance.name] {
+      if (auto self = weak.lock(); self && self->on_exit) self->on_exit(ExitEvent{pool, name, -1, "not running"});
+    });
+    return;
+  }
+  // Deleting the service stops its task (SIGTERM, SIGKILL after the stop
+  // grace period); the instance ends with its service.
+  it->second.removing = true;
+  impl.Call("DELETE", "/services/" + Enc(id), nullptr, [weak = std::weak_ptr(impl_), id](Result r) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (r.ok() || r.code == Errc::kNotFound) return self->Ended(id, -1, "service removed", false);
+    spdlog::warn("swarm: remove service {}: {}", id, r.message);
+    if (auto s = self->services.find(id); s != self->services.end()) s->second.removing = false;  // Remove again later
+  });
+}
+
+void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, std::function<void(Adopted)> done) {
+  struct Job : std::enable_shared_from_this<Job> {
+    std::weak_ptr<Impl> impl;
+    std::map<std::string, state::Instance> known;
+    std::function<void(Adopted)> done;
+    void Try(int n) {
+      auto self = impl.lock();
+      if (!self) return;
+      self->Call("GET", "/services?" + self->OwnedQuery(), nullptr,
+                 [job = shared_from_this(), n](Result r) { job->Listed(std::move(r), n); });
+    }
+    void Listed(Result r, int n) {
+      auto self = impl.lock();
+      if (!self) return;
+      if (!r.ok() || !r.body.is_array()) {
+        if (n % 30 == 0) spdlog::warn("swarm: cannot list services ({}); waiting for the manager", r.message);
+        auto timer = std::make_shared<net::steady_timer>(self->io, std::chrono::seconds(1));
+        timer->async_wait([job = shared_from_this(), timer, n](auto ec) {
+          if (!ec) job->Try(n + 1);
+        });
+        return;
+      }
+      Adopted adopted;
+      std::set<std::string> seen;
+      std::vector<std::pair<std::string, std::string>> half_made;  // id, name
+      for (const auto& svc : r.body.get_array()) {
+        if (!Owned(SpecLabels(svc), self->opts.service.owner)) continue;  // never touch what is not ours
+        std::string id = Str(svc, "ID");
+        std::string name = Str(SpecLabels(svc), kLabelInstance);
+        auto k = known.find(name);
+        if (k == known.end() || seen.contains(name)) {
+          spdlog::info("swarm: removing orphan service {} ({})", id, name);
+          self->DeleteService(id);
+          continue;
+        }
+        seen.insert(name);
+        self->Track(id, Impl::Service{k->second.pool, name, std::nullopt, nullptr});
+        if (k->second.control_port > 0) {
+          adopted.emplace(name, Placement{id, k->second.host, k->second.control_host, k->second.control_port,
+                                          k->second.ports});
+        } else {
+          half_made.emplace_back(id, name);
+        }
+      }
+      std::vector<ExitEvent> gone;
+      for (const auto& [name, inst] : known) {
+        if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "service is gone"});
+      }
+      spdlog::info("swarm: engine API {} at {}; adopted {} service(s)", self->client.api_version(), self->endpoint,
+                   adopted.size());
+      std::exchange(done, nullptr)(std::move(adopted));
+      for (const auto& [id, name] : half_made) self->Ended(id, -1, "was still being created when matchmakerd stopped");
+      for (const auto& g : gone) {
+        if (self->on_exit) self->on_exit(g);
+      }
+      self->Poll();
+      self->SchedulePing();
+    }
+  };
+  auto job = std::make_shared<Job>();
+  job->impl = impl_;
+  for (const auto* i : known_ptrs) job->known.emplace(i->name, *i);
+  job->done = std::move(done);
+  job->Try(0);
+}
+
+}  // namespace mm::backend

@@ -1,0 +1,62 @@
+#pragma once
+
+// The `swarm` backend: one replicated service (replicas 1, restart condition
+// none) per instance, on a Docker Swarm manager.
+//  - ports published in host mode with swarm-assigned ports; clients get the
+//    node's dev.matchmaker.public-address label (else its address), the
+//    operator probes node address + published control port (or the task's
+//    address on control_network);
+//  - task state comes from polling /tasks with our labels (swarm task
+//    changes are not all in /events on 1.41): running -> Ready path,
+//    complete/failed/rejected/shutdown -> the instance ended, with the
+//    engine's reason; a task on a node that is down ends its instance;
+//  - a task still pending with a scheduler error after `pending_grace`
+//    (no node satisfies the constraints) fails the create with that error,
+//    which the controller turns into backoff and a Degraded condition;
+//  - only services labelled managed-by=matchmakerd with our owner id are
+//    listed or removed.
+
+#include <chrono>
+#include <memory>
+
+#include "operator/backend/backend.h"
+#include "operator/backend/service_spec.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mm::backend {
+
+struct SwarmOptions {
+  std::string docker_host;
+  ServiceOptions service;
+  std::chrono::milliseconds timeout{10'000};
+  std::chrono::milliseconds ping{2'000};
+  std::chrono::milliseconds ping_timeout{5'000};
+  std::chrono::milliseconds poll{500};
+  std::chrono::milliseconds pending_grace{5'000};
+};
+
+class SwarmBackend : public Backend {
+ public:
+  // Throws std::invalid_argument on a malformed docker_host.
+  SwarmBackend(boost::asio::io_context& io, SwarmOptions options);
+  ~SwarmBackend() override;
+
+  std::string_view name() const override { return "swarm"; }
+  void Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) override;
+  void Remove(const state::Instance& instance) override;
+  void Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) override;
+  void OnExit(std::function<void(ExitEvent)> handler) override;
+  bool Available() const override;
+  std::string UnavailableReason() const override;
+  void OnAvailabilityChange(std::function<void(bool)> handler) override;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mm::backend
