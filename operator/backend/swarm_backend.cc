@@ -69,7 +69,8 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   bool available = true;
   std::string reason;
   bool closed = false;
-  bool polling = false;
+  bool poll_in_flight = false;
+  bool poll_again = false;
   net::steady_timer ping_timer;
   net::steady_timer poll_timer;
 
@@ -143,12 +144,45 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
     });
   }
 
+  // An event hinted that something changed: look now rather than at the
+  // next tick (one look at a time; a hint during a look asks for another).
+  void PollSoon() {
+    if (closed) return;
+    if (poll_in_flight) {
+      poll_again = true;
+      return;
+    }
+    poll_timer.cancel();
+    Poll();
+  }
+
+  void PollDone() {
+    poll_in_flight = false;
+    if (std::exchange(poll_again, false)) return Poll();
+    SchedulePoll();
+  }
+
+  // Service, node and container events where the engine has them (1.41 has
+  // no task events): each one only triggers a poll.
+  void Watch() {
+    json::object filters{{"type", json::array{"service", "node", "container"}},
+                         {"event", json::array{"die", "update", "remove"}}};
+    client.Watch(
+        filters, [weak = weak_from_this()](const docker::Event&) {
+          if (auto self = weak.lock()) self->PollSoon();
+        },
+        [weak = weak_from_this()](bool connected) {
+          if (auto self = weak.lock(); self && connected) self->PollSoon();
+        });
+  }
+
   // One look at the swarm: nodes, then our tasks.
   void Poll() {
+    poll_in_flight = true;
     Call("GET", "/nodes", nullptr, [weak = weak_from_this()](Result r) {
       auto self = weak.lock();
       if (!self) return;
-      if (!r.ok() || !r.body.is_array()) return self->SchedulePoll();
+      if (!r.ok() || !r.body.is_array()) return self->PollDone();
       std::map<std::string, NodeView> nodes;
       for (const auto& n : r.body.get_array()) {
         if (auto v = ParseNode(n)) nodes[v->id] = *v;
@@ -158,7 +192,7 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
         auto self = weak.lock();
         if (!self) return;
         if (r.ok() && r.body.is_array()) self->Observe(r.body.get_array());
-        self->SchedulePoll();
+        self->PollDone();
       });
     });
   }
@@ -355,6 +389,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
         if (self->on_exit) self->on_exit(g);
       }
       self->Poll();
+      self->Watch();
       self->SchedulePing();
     }
   };
