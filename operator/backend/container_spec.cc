@@ -42,6 +42,17 @@ int HostPort(const json::value& inspect, const std::string& key) {
 
 }  // namespace
 
+std::map<std::string, std::string> InstanceEnv(const InstanceSpec& spec) {
+  const api::Template& t = spec.templ;
+  std::map<std::string, std::string> env;
+  for (const auto& e : t.env) env[e.name] = e.value;
+  env["MM_CONTROL_PORT"] = std::to_string(t.controlPort);
+  for (const auto& p : t.ports) env[PortEnvName(p.name)] = std::to_string(p.containerPort);
+  env["MM_POOL"] = spec.pool;
+  env["MM_INSTANCE"] = spec.name;
+  return env;
+}
+
 json::object OwnedFilter(const std::string& owner) {
   json::object f;
   f["label"] = json::array{std::string(kLabelManagedBy) + "=" + kManagedByValue,
@@ -67,13 +78,7 @@ std::optional<std::string> ExtraNetwork(const InstanceSpec& spec, const Containe
 
 json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOptions& opts) {
   const api::Template& t = spec.templ;
-  // The env the process backend gives, with container-side ports.
-  std::map<std::string, std::string> env;
-  for (const auto& e : t.env) env[e.name] = e.value;
-  env["MM_CONTROL_PORT"] = std::to_string(t.controlPort);
-  for (const auto& p : t.ports) env[PortEnvName(p.name)] = std::to_string(p.containerPort);
-  env["MM_POOL"] = spec.pool;
-  env["MM_INSTANCE"] = spec.name;
+  const auto env = InstanceEnv(spec);
 
   json::object body;
   body["Image"] = t.image;

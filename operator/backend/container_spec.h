@@ -4,6 +4,7 @@
 // shared by the docker backend and its unit tests. No I/O.
 
 #include <boost/json/value.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -27,6 +28,10 @@ struct ContainerOptions {
   std::string control_network;          // "": control port published on 127.0.0.1
   std::string public_address = "127.0.0.1";
 };
+
+// The env an instance gets in a container or service: the template's, then
+// MM_CONTROL_PORT, MM_PORT_<NAME> (container-side ports), MM_POOL, MM_INSTANCE.
+std::map<std::string, std::string> InstanceEnv(const InstanceSpec& spec);
 
 // The body of POST /containers/create for `spec`.
 boost::json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOptions& opts);

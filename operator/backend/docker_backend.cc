@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "api/reservation/client_id.h"
+#include "operator/backend/engine_link.h"
 #include "operator/docker/client.h"
 
 namespace mm::backend {
@@ -44,14 +45,16 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
     std::uint64_t seq = 0;  // when it was tracked or started (see Resync)
   };
 
-  Impl(net::io_context& io, DockerOptions o, docker::Endpoint ep)
+  Impl(net::io_context& io, DockerOptions o)
       : io(io), opts(std::move(o)),
-        client(io, docker::ClientOptions{.endpoint = std::move(ep), .timeout = opts.timeout}),
-        ping_timer(io), resync_timer(io) {}
+        link(std::make_shared<EngineLink>(
+            io, opts.docker_host,
+            EngineLink::Options{.timeout = opts.timeout, .ping = opts.ping, .ping_timeout = opts.ping_timeout})),
+        resync_timer(io) {}
 
   net::io_context& io;
   DockerOptions opts;
-  docker::Client client;
+  std::shared_ptr<EngineLink> link;
   std::map<std::string, Tracked> tracked;  // container id -> instance
   std::map<std::string, std::string> ids;  // instance name -> container id
   std::set<std::string> creating;          // names with a create in flight
@@ -59,39 +62,23 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   std::set<std::string> doomed;            // removed while being created
   std::function<void(ExitEvent)> on_exit;
   std::function<void(bool)> on_availability;
-  bool available = true;
-  std::string reason;
   bool closed = false;
   bool adopted = false;  // Adopt() finished: resyncs may run
-  net::steady_timer ping_timer;
   net::steady_timer resync_timer;
 
-  // Every answer (or its absence) tells whether the engine is there.
-  void Note(const Result& r) {
-    if (r.unavailable()) return SetAvailable(false, "docker engine " + client_endpoint() + ": " + r.message);
-    if (r.status > 0) SetAvailable(true, "");
-  }
-  std::string client_endpoint() const { return endpoint; }
-  std::string endpoint;
-
-  void SetAvailable(bool up, std::string why) {
-    if (!up) reason = std::move(why);
-    if (available == up) return;
-    available = up;
-    if (on_availability) on_availability(up);
-    if (up && adopted) Resync();  // what changed (or was left half-made) meanwhile
-  }
-
+  // Calls run only while this backend exists.
   void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
             std::chrono::milliseconds timeout = {}) {
-    client.Call(std::move(method), std::move(target), std::move(body),
-                [weak = weak_from_this(), done = std::move(done)](Result r) {
-                  auto self = weak.lock();
-                  if (!self) return;
-                  self->Note(r);
-                  if (done) done(std::move(r));
-                },
-                timeout);
+    link->Call(std::move(method), std::move(target), std::move(body),
+               [weak = weak_from_this(), done = std::move(done)](Result r) {
+                 if (weak.lock() && done) done(std::move(r));
+               },
+               timeout);
+  }
+
+  void Availability(bool up) {
+    if (on_availability) on_availability(up);
+    if (up && adopted) Resync();  // what changed (or was left half-made) meanwhile
   }
 
   void Track(const std::string& id, std::string pool, std::string name) {
@@ -158,7 +145,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
     json::object filters = OwnedFilter(opts.container.owner);
     filters["type"] = json::array{"container"};
     filters["event"] = json::array{"die"};
-    client.Watch(
+    link->client().Watch(
         filters,
         [weak = weak_from_this()](const docker::Event& ev) {
           auto self = weak.lock();
@@ -170,10 +157,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
         [weak = weak_from_this()](bool connected) {
           auto self = weak.lock();
           if (!self) return;
-          if (connected) {
-            self->SetAvailable(true, "");
-            self->Resync();  // events while we were away are not replayed
-          }
+          if (connected) self->Resync();  // events while we were away are not replayed
         });
   }
 
@@ -217,17 +201,6 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
     });
   }
 
-  void SchedulePing() {
-    ping_timer.expires_after(opts.ping);
-    ping_timer.async_wait([weak = weak_from_this()](auto ec) {
-      auto self = weak.lock();
-      if (ec || !self || self->closed) return;
-      self->Call("GET", "/version", nullptr, [weak](Result) {
-        if (auto self = weak.lock()) self->SchedulePing();
-      }, std::min(self->opts.ping_timeout, self->opts.timeout));
-    });
-  }
-
   void ScheduleResync() {
     resync_timer.expires_after(opts.resync);
     resync_timer.async_wait([weak = weak_from_this()](auto ec) {
@@ -239,24 +212,24 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
   }
 };
 
-DockerBackend::DockerBackend(net::io_context& io, DockerOptions options) {
-  auto ep = docker::ParseEndpoint(options.docker_host);
-  if (auto* err = std::get_if<std::string>(&ep)) throw std::invalid_argument(*err);
-  auto endpoint = std::get<docker::Endpoint>(ep);
-  impl_ = std::make_shared<Impl>(io, std::move(options), endpoint);
-  impl_->endpoint = endpoint.ToString();
+DockerBackend::DockerBackend(net::io_context& io, DockerOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+  impl_->link->on_availability = [weak = std::weak_ptr(impl_)](bool up) {
+    if (auto self = weak.lock()) self->Availability(up);
+  };
 }
 
 DockerBackend::~DockerBackend() {
   impl_->closed = true;
-  impl_->ping_timer.cancel();
   impl_->resync_timer.cancel();
-  impl_->client.Close();
+  impl_->link->Close();
 }
 
 void DockerBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
-bool DockerBackend::Available() const { return impl_->available; }
-std::string DockerBackend::UnavailableReason() const { return impl_->available ? "" : impl_->reason; }
+bool DockerBackend::Available() const { return impl_->link->available(); }
+std::string DockerBackend::UnavailableReason() const {
+  return impl_->link->available() ? "" : impl_->link->reason();
+}
 void DockerBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
   impl_->on_availability = std::move(handler);
 }
@@ -408,8 +381,8 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     for (const auto& [name, inst] : known) {
       if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "container is gone"});
     }
-    spdlog::info("docker: engine API {} at {}; adopted {} running container(s)", self->client.api_version(),
-                 self->endpoint, adopted.size());
+    spdlog::info("docker: engine API {} at {}; adopted {} running container(s)", self->link->client().api_version(),
+                 self->link->endpoint(), adopted.size());
     std::exchange(done, nullptr)(std::move(adopted));
     // What ended while we were away is reported once the rest is adopted.
     for (auto& [id, code, message] : ended) self->Exited(id, code, message);
@@ -418,7 +391,7 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     }
     self->adopted = true;
     self->Watch();
-    self->SchedulePing();
+    self->link->StartPing();
     self->ScheduleResync();
   }
 };

@@ -31,12 +31,7 @@ std::string PortKey(int port, const std::string& protocol) {
 
 json::object ServiceCreateBody(const InstanceSpec& spec, const ServiceOptions& opts) {
   const api::Template& t = spec.templ;
-  std::map<std::string, std::string> env;
-  for (const auto& e : t.env) env[e.name] = e.value;
-  env["MM_CONTROL_PORT"] = std::to_string(t.controlPort);
-  for (const auto& p : t.ports) env[PortEnvName(p.name)] = std::to_string(p.containerPort);
-  env["MM_POOL"] = spec.pool;
-  env["MM_INSTANCE"] = spec.name;
+  const auto env = InstanceEnv(spec);
 
   json::object ours{{kLabelManagedBy, kManagedByValue},
                     {kLabelPool, spec.pool},
@@ -193,6 +188,43 @@ std::variant<Placement, std::string> PlacementFromTask(const TaskView& task, con
     p.control_port = spec.templ.controlPort;
   }
   return p;
+}
+
+Verdict JudgeService(const TaskView* task, const NodeView* node, bool creating, std::chrono::milliseconds age,
+                     std::chrono::milliseconds pending_grace, const InstanceSpec* spec, const ServiceOptions& opts) {
+  Verdict v;
+  auto ended = [&](int code, std::string why) {
+    v.kind = Verdict::kEnded;
+    v.exit_code = code;
+    v.message = std::move(why);
+    return v;
+  };
+  if (!task) {
+    // No task yet (just created), or the service was deleted behind our back.
+    return !creating && age > pending_grace ? ended(-1, "service has no task") : v;
+  }
+  if (task->phase() == TaskPhase::kEnded) {
+    std::string why = task->Describe();
+    if (node && !node->active) why = "node " + node->id + " was drained (" + why + ")";
+    if (node && !node->ready) why = "node " + node->id + " is down (" + why + ")";
+    return ended(task->exit_code, why);
+  }
+  if (task->phase() == TaskPhase::kRunning && node && !node->ready) {
+    return ended(-1, "node " + node->id + " is down");
+  }
+  if (!creating) return v;
+  if (task->phase() == TaskPhase::kRunning && node && spec) {
+    auto placed = PlacementFromTask(*task, *node, *spec, opts);
+    if (auto* p = std::get_if<Placement>(&placed)) {
+      v.kind = Verdict::kPlaced;
+      v.placement = *p;
+      return v;
+    }
+    return age > pending_grace ? ended(-1, std::get<std::string>(placed)) : v;
+  }
+  // Still pending: a scheduler error that outlives the grace fails the create.
+  if (!task->error.empty() && age > pending_grace) return ended(-1, task->Describe());
+  return v;
 }
 
 }  // namespace mm::backend

@@ -63,4 +63,16 @@ std::optional<TaskView> ParseTask(const boost::json::value& task);
 std::variant<Placement, std::string> PlacementFromTask(const TaskView& task, const NodeView& node,
                                                        const InstanceSpec& spec, const ServiceOptions& opts);
 
+// What one poll says about one of our services, from its newest task (null:
+// none yet) and that task's node (null: unknown). Pure, so the swarm's
+// transitions can be tested without a swarm.
+struct Verdict {
+  enum Kind { kWait, kPlaced, kEnded } kind = kWait;
+  Placement placement;  // kPlaced
+  int exit_code = -1;   // kEnded
+  std::string message;  // kEnded: why
+};
+Verdict JudgeService(const TaskView* task, const NodeView* node, bool creating, std::chrono::milliseconds age,
+                     std::chrono::milliseconds pending_grace, const InstanceSpec* spec, const ServiceOptions& opts);
+
 }  // namespace mm::backend

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "api/reservation/client_id.h"
+#include "operator/backend/engine_link.h"
 #include "operator/docker/client.h"
 
 namespace mm::backend {
@@ -50,15 +51,16 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
     bool removing = false;
   };
 
-  Impl(net::io_context& io, SwarmOptions o, docker::Endpoint ep)
-      : io(io), opts(std::move(o)), endpoint(ep.ToString()),
-        client(io, docker::ClientOptions{.endpoint = std::move(ep), .timeout = opts.timeout}),
-        ping_timer(io), poll_timer(io) {}
+  Impl(net::io_context& io, SwarmOptions o)
+      : io(io), opts(std::move(o)),
+        link(std::make_shared<EngineLink>(
+            io, opts.docker_host,
+            EngineLink::Options{.timeout = opts.timeout, .ping = opts.ping, .ping_timeout = opts.ping_timeout})),
+        poll_timer(io) {}
 
   net::io_context& io;
   SwarmOptions opts;
-  std::string endpoint;
-  docker::Client client;
+  std::shared_ptr<EngineLink> link;
   std::map<std::string, Service> services;  // service id -> instance
   std::map<std::string, std::string> ids;   // instance name -> service id
   std::set<std::string> posting;            // names whose create request is in flight
@@ -66,35 +68,19 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   std::map<std::string, NodeView> nodes;
   std::function<void(ExitEvent)> on_exit;
   std::function<void(bool)> on_availability;
-  bool available = true;
-  std::string reason;
   bool closed = false;
   bool poll_in_flight = false;
   bool poll_again = false;
-  net::steady_timer ping_timer;
   net::steady_timer poll_timer;
 
-  void SetAvailable(bool up, std::string why) {
-    if (!up) reason = std::move(why);
-    if (available == up) return;
-    available = up;
-    if (on_availability) on_availability(up);
-  }
-
+  // Calls run only while this backend exists.
   void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
             std::chrono::milliseconds timeout = {}) {
-    client.Call(std::move(method), std::move(target), std::move(body),
-                [weak = weak_from_this(), done = std::move(done)](Result r) {
-                  auto self = weak.lock();
-                  if (!self) return;
-                  if (r.unavailable()) {
-                    self->SetAvailable(false, "docker engine " + self->endpoint + ": " + r.message);
-                  } else if (r.status > 0) {
-                    self->SetAvailable(true, "");
-                  }
-                  if (done) done(std::move(r));
-                },
-                timeout);
+    link->Call(std::move(method), std::move(target), std::move(body),
+               [weak = weak_from_this(), done = std::move(done)](Result r) {
+                 if (weak.lock() && done) done(std::move(r));
+               },
+               timeout);
   }
 
   std::string OwnedQuery() const {
@@ -167,7 +153,7 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   void Watch() {
     json::object filters{{"type", json::array{"service", "node", "container"}},
                          {"event", json::array{"die", "update", "remove"}}};
-    client.Watch(
+    link->client().Watch(
         filters, [weak = weak_from_this()](const docker::Event&) {
           if (auto self = weak.lock()) self->PollSoon();
         },
@@ -211,37 +197,17 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
     std::vector<std::tuple<std::string, int, std::string>> ended;
     for (auto& [id, s] : services) {
       auto t = newest.find(id);
-      if (t == newest.end()) {
-        // No task (yet): a service just created, or one deleted behind our back.
-        if (!s.done && now - s.created > opts.pending_grace) ended.emplace_back(id, -1, "service has no task");
-        continue;
-      }
-      const TaskView& task = t->second;
-      auto node = nodes.find(task.node_id);
-      if (s.done) {
-        if (task.phase() == TaskPhase::kRunning && node != nodes.end()) {
-          auto placed = PlacementFromTask(task, node->second, *s.spec, opts.service);
-          if (auto* p = std::get_if<Placement>(&placed)) {
-            auto done = std::exchange(s.done, nullptr);
-            s.spec.reset();
-            done(*p);
-          } else if (now - s.created > opts.pending_grace) {
-            ended.emplace_back(id, -1, std::get<std::string>(placed));
-          }
-        } else if (task.phase() == TaskPhase::kEnded) {
-          ended.emplace_back(id, task.exit_code, task.Describe());
-        } else if (!task.error.empty() && now - s.created > opts.pending_grace) {
-          ended.emplace_back(id, -1, task.Describe());  // e.g. no suitable node
-        }
-        continue;
-      }
-      if (task.phase() == TaskPhase::kEnded) {
-        std::string why = task.Describe();
-        if (node != nodes.end() && !node->second.active) why = "node " + node->second.id + " was drained (" + why + ")";
-        if (node != nodes.end() && !node->second.ready) why = "node " + node->second.id + " is down (" + why + ")";
-        ended.emplace_back(id, task.exit_code, why);
-      } else if (task.phase() == TaskPhase::kRunning && node != nodes.end() && !node->second.ready) {
-        ended.emplace_back(id, -1, "node " + node->second.id + " is down");
+      const TaskView* task = t == newest.end() ? nullptr : &t->second;
+      auto n = task ? nodes.find(task->node_id) : nodes.end();
+      auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - s.created);
+      Verdict v = JudgeService(task, n == nodes.end() ? nullptr : &n->second, s.done != nullptr, age,
+                               opts.pending_grace, s.spec ? &*s.spec : nullptr, opts.service);
+      if (v.kind == Verdict::kPlaced) {
+        auto done = std::exchange(s.done, nullptr);
+        s.spec.reset();
+        done(v.placement);
+      } else if (v.kind == Verdict::kEnded) {
+        ended.emplace_back(id, v.exit_code, v.message);
       }
     }
     for (auto& [id, code, message] : ended) Ended(id, code, message);
@@ -253,34 +219,29 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
     }
   }
 
-  void SchedulePing() {
-    ping_timer.expires_after(opts.ping);
-    ping_timer.async_wait([weak = weak_from_this()](auto ec) {
-      auto self = weak.lock();
-      if (ec || !self || self->closed) return;
-      self->Call("GET", "/version", nullptr, [weak](Result) {
-        if (auto self = weak.lock()) self->SchedulePing();
-      }, std::min(self->opts.ping_timeout, self->opts.timeout));
-    });
-  }
 };
 
-SwarmBackend::SwarmBackend(net::io_context& io, SwarmOptions options) {
-  auto ep = docker::ParseEndpoint(options.docker_host);
-  if (auto* err = std::get_if<std::string>(&ep)) throw std::invalid_argument(*err);
-  impl_ = std::make_shared<Impl>(io, std::move(options), std::get<docker::Endpoint>(ep));
+SwarmBackend::SwarmBackend(net::io_context& io, SwarmOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+  impl_->link->on_availability = [weak = std::weak_ptr(impl_)](bool up) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (self->on_availability) self->on_availability(up);
+    if (up) self->PollSoon();
+  };
 }
 
 SwarmBackend::~SwarmBackend() {
   impl_->closed = true;
-  impl_->ping_timer.cancel();
   impl_->poll_timer.cancel();
-  impl_->client.Close();
+  impl_->link->Close();
 }
 
 void SwarmBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
-bool SwarmBackend::Available() const { return impl_->available; }
-std::string SwarmBackend::UnavailableReason() const { return impl_->available ? "" : impl_->reason; }
+bool SwarmBackend::Available() const { return impl_->link->available(); }
+std::string SwarmBackend::UnavailableReason() const {
+  return impl_->link->available() ? "" : impl_->link->reason();
+}
 void SwarmBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
   impl_->on_availability = std::move(handler);
 }
@@ -381,7 +342,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
       for (const auto& [name, inst] : known) {
         if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "service is gone"});
       }
-      spdlog::info("swarm: engine API {} at {}; adopted {} service(s)", self->client.api_version(), self->endpoint,
+      spdlog::info("swarm: engine API {} at {}; adopted {} service(s)", self->link->client().api_version(), self->link->endpoint(),
                    adopted.size());
       std::exchange(done, nullptr)(std::move(adopted));
       for (const auto& [id, name] : half_made) self->Ended(id, -1, "was still being created when matchmakerd stopped");
@@ -390,7 +351,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
       }
       self->Poll();
       self->Watch();
-      self->SchedulePing();
+      self->link->StartPing();
     }
   };
   auto job = std::make_shared<Job>();

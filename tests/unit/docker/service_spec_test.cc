@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <optional>
 
 namespace mm::backend {
 namespace {
@@ -141,6 +142,75 @@ TEST(SwarmViews, PlacementFromARunningTask) {
   EXPECT_EQ(std::get<0>(on_net).control_port, 3000);
   task->published.erase("7777/udp");
   EXPECT_EQ(std::get<1>(PlacementFromTask(*task, node, Spec(), {.owner = "o"})), "port game (7777/udp) is not published");
+}
+
+// The swarm's transitions as a fake Swarm API shows them (task and node
+// objects as the engine returns them), judged the way each poll does.
+TEST(SwarmTransitions, JudgedFromFakeApiObjects) {
+  using std::chrono::milliseconds;
+  const milliseconds grace(5000), young(100), old(6000);
+  auto node = [](const char* state, const char* availability) {
+    return *ParseNode(json::parse(std::string(R"({"ID":"n1","Status":{"State":")") + state +
+                                  R"(","Addr":"10.0.0.4"},"Spec":{"Availability":")" + availability + R"("}})"));
+  };
+  auto task = [](const char* state, const char* err = "", int exit_code = 0) {
+    json::object t{{"ID", "t1"}, {"ServiceID", "svc1"}, {"NodeID", "n1"},
+                   {"Status", json::object{{"State", state}, {"Message", state},
+                                           {"ContainerStatus", json::object{{"ExitCode", exit_code}}},
+                                           {"PortStatus", json::parse(R"({"Ports":[
+                                               {"Protocol":"udp","TargetPort":7777,"PublishedPort":30001},
+                                               {"Protocol":"tcp","TargetPort":3000,"PublishedPort":30002}]})")}}}};
+    if (*err) t["Status"].as_object()["Err"] = err;
+    return *ParseTask(t);
+  };
+  const auto spec = Spec();
+  const ServiceOptions opts{.owner = "o"};
+  const NodeView up = node("ready", "active"), down = node("down", "active"), drained = node("ready", "drain");
+  struct Case {
+    std::string desc;
+    std::optional<TaskView> task;
+    const NodeView* node;
+    bool creating;
+    milliseconds age;
+    Verdict::Kind kind;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"created, no task yet", std::nullopt, nullptr, true, old, Verdict::kWait, ""},
+      {"running service whose tasks vanished", std::nullopt, nullptr, false, old, Verdict::kEnded,
+       "service has no task"},
+      {"creating, task pending", task("pending"), &up, true, young, Verdict::kWait, ""},
+      {"creating, task running", task("running"), &up, true, young, Verdict::kPlaced, ""},
+      {"creating, no suitable node yet", task("pending", "no suitable node (scheduling constraints not satisfied on 1 node)"),
+       nullptr, true, young, Verdict::kWait, ""},
+      {"creating, no suitable node past the grace",
+       task("pending", "no suitable node (scheduling constraints not satisfied on 1 node)"), nullptr, true, old,
+       Verdict::kEnded, "task pending: no suitable node (scheduling constraints not satisfied on 1 node)"},
+      {"creating, image missing on the node", task("rejected", "No such image: x:1"), &up, true, young, Verdict::kEnded,
+       "task rejected: No such image: x:1"},
+      {"running, steady", task("running"), &up, false, old, Verdict::kWait, ""},
+      {"running, process died", task("failed", "task: non-zero exit (137)", 137), &up, false, old, Verdict::kEnded,
+       "task failed: task: non-zero exit (137)"},
+      {"running, node went down", task("running"), &down, false, old, Verdict::kEnded, "node n1 is down"},
+      {"creating, node went down", task("running"), &down, true, young, Verdict::kEnded, "node n1 is down"},
+      {"node drained", task("shutdown"), &drained, false, old, Verdict::kEnded,
+       "node n1 was drained (task shutdown: shutdown)"},
+      {"completed", task("complete"), &up, false, old, Verdict::kEnded, "task complete: exit code 0"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    Verdict v = JudgeService(c.task ? &*c.task : nullptr, c.node, c.creating, c.age, grace, &spec, opts);
+    EXPECT_EQ(v.kind, c.kind);
+    EXPECT_EQ(v.message, c.message);
+    if (v.kind == Verdict::kPlaced) {
+      EXPECT_EQ(v.placement.backend_id, "svc1");
+      EXPECT_EQ(v.placement.ports.at("game"), 30001);
+      EXPECT_EQ(v.placement.control_port, 30002);
+    }
+  }
+  EXPECT_EQ(JudgeService(nullptr, nullptr, false, old, grace, nullptr, opts).kind, Verdict::kEnded);
+  auto failed = task("failed", "", 3);
+  EXPECT_EQ(JudgeService(&failed, &up, false, old, grace, nullptr, opts).exit_code, 3);
 }
 
 }  // namespace
