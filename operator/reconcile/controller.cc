@@ -368,6 +368,7 @@ void Controller::Create(Entry& entry, int count) {
         inst.failed = !engine_down;
         inst.message = *err;
         Record(it->second, "Warning", "CreateFailed", name + ": " + *err);
+        if (impl.metrics) impl.metrics->ReconcileError(pool);  // an action of a pass failed
         spdlog::warn("pool {}: create {} failed: {}", pool, name, *err);
       } else {
         if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "ok");

@@ -266,6 +266,10 @@ TEST_F(DockerE2E, AMissingImageIsAPoolConditionNotACrashNorACreateLoop) {
   double failures = std::atof(metrics.c_str() + metrics.find(' ', at) + 1);
   EXPECT_GE(failures, 2);
   EXPECT_LE(failures, 12);
+  auto errors_at = metrics.find("matchmaker_reconcile_errors_total{pool=\"eu\"}");
+  ASSERT_NE(errors_at, std::string::npos) << metrics;
+  EXPECT_EQ(std::atof(metrics.c_str() + metrics.find(' ', errors_at) + 1), failures)
+      << "every failed create is a reconcile error";
   EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
   EXPECT_TRUE(op.Containers(true).empty());
 }
