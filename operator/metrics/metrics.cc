@@ -23,6 +23,9 @@ struct Metrics::Impl {
   std::shared_ptr<p::Registry> registry = std::make_shared<p::Registry>();
   p::Family<p::Gauge>& instances = p::BuildGauge()
       .Name("matchmaker_pool_instances").Help("Instances of a pool by lifecycle state.").Register(*registry);
+  p::Family<p::Gauge>& conditions = p::BuildGauge()
+      .Name("matchmaker_pool_condition").Help("1 while the pool's condition (Ready, Progressing, Degraded) is True.")
+      .Register(*registry);
   p::Family<p::Gauge>& warm = p::BuildGauge()
       .Name("matchmaker_pool_warm_target").Help("The pool's spec.warm.").Register(*registry);
   p::Family<p::Counter>& allocations = p::BuildCounter()
@@ -68,8 +71,18 @@ void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int
   impl_->warm.Add({{"pool", pool}}).Set(warm);
 }
 
+void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& c : conditions) {
+    impl_->conditions.Add({{"pool", pool}, {"type", c.type}}).Set(c.status == "True" ? 1 : 0);
+  }
+}
+
 void Metrics::RemovePool(const std::string& pool) {
   std::lock_guard lock(impl_->mu);
+  for (const char* t : {"Ready", "Progressing", "Degraded"}) {
+    impl_->conditions.Remove(&impl_->conditions.Add({{"pool", pool}, {"type", t}}));
+  }
   for (const char* s : kStates) impl_->instances.Remove(&impl_->instances.Add({{"pool", pool}, {"state", s}}));
   impl_->warm.Remove(&impl_->warm.Add({{"pool", pool}}));
   impl_->pending.Remove(&impl_->pending.Add({{"pool", pool}}));

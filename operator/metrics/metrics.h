@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/v1alpha1/types.h"
 
@@ -16,6 +17,8 @@ class Metrics {
   ~Metrics();
 
   void SetPool(const std::string& pool, const api::InstanceCounts& counts, int warm);
+  // matchmaker_pool_condition{pool,type}: 1 while the condition is True.
+  void SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions);
   void RemovePool(const std::string& pool);
   void ObserveReconcile(double seconds);
   void ReconcileError(const std::string& pool);

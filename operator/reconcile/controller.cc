@@ -289,7 +289,10 @@ void Controller::Reconcile(const std::string& name) {
 
   e.status = state::ComputeStatus(ps, plan, e.status, now, impl.options.limits);
   e.last_plan = plan;
-  if (impl.metrics) impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm);
+  if (impl.metrics) {
+    impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm);
+    impl.metrics->SetConditions(name, e.status.conditions);
+  }
 
   if (plan.pool_gone) {
     spdlog::info("pool {} deleted", name);

@@ -209,6 +209,8 @@ TEST(Operator, FailingInstancesBackOffAndDegradeThePool) {
   for (std::size_t at = 0; (at = events.find("creating instance", at)) != std::string::npos; ++at) ++creates;
   EXPECT_LT(creates, 15u) << events;
   auto metrics = op.Call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("matchmaker_pool_condition{pool=\"broken\",type=\"Degraded\"} 1"), std::string::npos)
+      << metrics;
   EXPECT_NE(metrics.find("matchmaker_instance_failures_total{pool=\"broken\",reason=\"ExitedBeforeReady\"}"),
             std::string::npos);
 }
@@ -264,7 +266,9 @@ TEST(Operator, MetricsAndHealth) {
     auto body = op.Call("GET", "/metrics").body;
     return body.find("matchmaker_pool_instances{pool=\"eu\",state=\"ready\"} 2") != std::string::npos;
   }));
-  for (const char* name : {"matchmaker_pool_warm_target{pool=\"eu\"} 2", "matchmaker_instance_startup_seconds_count",
+  for (const char* name : {"matchmaker_pool_warm_target{pool=\"eu\"} 2",
+                           "matchmaker_pool_condition{pool=\"eu\",type=\"Degraded\"} 0",
+                           "matchmaker_instance_startup_seconds_count",
                            "matchmaker_reconcile_duration_seconds_count", "matchmaker_build_info{version=",
                            "matchmaker_backend_requests_total{backend=\"process\",code=\"ok\",op=\"create\"}"}) {
     EXPECT_NE(m.body.find(name), std::string::npos) << name;
