@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs exactly what matchmaker needs to build and test, from Debian
 # bookworm's packages. Idempotent; silent when everything is present.
+# (prometheus: its promtool checks the alert rules and /metrics in the tests.)
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev
   libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
   openssl
+  prometheus
 )
 
 missing=()

@@ -17,6 +17,7 @@ const p::Histogram::BucketBoundaries kLatency = {0.0001, 0.00025, 0.0005, 0.001,
                                                  1,      2.5,     5,      10};
 const p::Histogram::BucketBoundaries kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "terminating"};
+constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout"};
 }  // namespace
 
 struct Metrics::Impl {
@@ -69,6 +70,10 @@ void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int
   const int values[] = {c.starting, c.ready, c.allocated, c.full, c.terminating};
   for (int i = 0; i < 5; ++i) impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
   impl_->warm.Add({{"pool", pool}}).Set(warm);
+  // Counters exist from the start at 0, so that rate() and increase() see
+  // the first failure instead of a series appearing at 1.
+  impl_->reconcile_errors.Add({{"pool", pool}});
+  for (const char* r : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", r}});
 }
 
 void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
@@ -86,6 +91,8 @@ void Metrics::RemovePool(const std::string& pool) {
   for (const char* s : kStates) impl_->instances.Remove(&impl_->instances.Add({{"pool", pool}, {"state", s}}));
   impl_->warm.Remove(&impl_->warm.Add({{"pool", pool}}));
   impl_->pending.Remove(&impl_->pending.Add({{"pool", pool}}));
+  impl_->reconcile_errors.Remove(&impl_->reconcile_errors.Add({{"pool", pool}}));
+  for (const char* r : kFailureReasons) impl_->failures.Remove(&impl_->failures.Add({{"pool", pool}, {"reason", r}}));
 }
 
 void Metrics::ObserveReconcile(double seconds) { impl_->reconcile_all.Observe(seconds); }
