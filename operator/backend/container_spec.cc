@@ -14,7 +14,24 @@ std::string PortKey(int port, const std::string& protocol) {
   return std::to_string(port) + "/" + (protocol.empty() ? "tcp" : protocol);
 }
 
-const json::value* Path(const json::value& v, std::initializer_list<std::string_view> keys) {
+// The host port of the first binding of `key` in NetworkSettings.Ports.
+int HostPort(const json::value& inspect, const std::string& key) {
+  const auto* bindings = JsonAt(inspect, {"NetworkSettings", "Ports"});
+  if (!bindings || !bindings->is_object()) return 0;
+  const auto* list = bindings->get_object().if_contains(key);
+  if (!list || !list->is_array()) return 0;
+  for (const auto& b : list->get_array()) {
+    const auto* p = JsonAt(b, {"HostPort"});
+    if (!p || !p->is_string()) continue;
+    int port = std::atoi(std::string(p->get_string()).c_str());
+    if (port > 0 && port <= 65535) return port;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const json::value* JsonAt(const json::value& v, std::initializer_list<std::string_view> keys) {
   const json::value* cur = &v;
   for (auto k : keys) {
     const auto* o = cur->if_object();
@@ -25,22 +42,16 @@ const json::value* Path(const json::value& v, std::initializer_list<std::string_
   return cur;
 }
 
-// The host port of the first binding of `key` in NetworkSettings.Ports.
-int HostPort(const json::value& inspect, const std::string& key) {
-  const auto* bindings = Path(inspect, {"NetworkSettings", "Ports"});
-  if (!bindings || !bindings->is_object()) return 0;
-  const auto* list = bindings->get_object().if_contains(key);
-  if (!list || !list->is_array()) return 0;
-  for (const auto& b : list->get_array()) {
-    const auto* p = Path(b, {"HostPort"});
-    if (!p || !p->is_string()) continue;
-    int port = std::atoi(std::string(p->get_string()).c_str());
-    if (port > 0 && port <= 65535) return port;
-  }
-  return 0;
+std::string JsonString(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = JsonAt(v, keys);
+  return f && f->is_string() ? std::string(f->get_string()) : std::string();
 }
 
-}  // namespace
+json::array ExpandedArray(const std::vector<std::string>& list, const std::map<std::string, std::string>& env) {
+  json::array out;
+  for (const auto& s : list) out.emplace_back(ExpandVars(s, env));
+  return out;
+}
 
 std::map<std::string, std::string> InstanceEnv(const InstanceSpec& spec) {
   const api::Template& t = spec.templ;
@@ -60,8 +71,8 @@ json::object OwnedFilter(const std::string& owner) {
   return f;
 }
 
-bool Owned(const json::value& labels, const std::string& owner) {
-  const auto* o = labels.if_object();
+bool Owned(const json::value* labels, const std::string& owner) {
+  const auto* o = labels ? labels->if_object() : nullptr;
   if (!o) return false;
   const auto* m = o->if_contains(kLabelManagedBy);
   const auto* w = o->if_contains(kLabelOwner);
@@ -82,16 +93,8 @@ json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOption
 
   json::object body;
   body["Image"] = t.image;
-  if (!t.command.empty()) {
-    json::array entry;
-    for (const auto& c : t.command) entry.emplace_back(ExpandVars(c, env));
-    body["Entrypoint"] = std::move(entry);
-  }
-  if (!t.args.empty()) {
-    json::array cmd;
-    for (const auto& a : t.args) cmd.emplace_back(ExpandVars(a, env));
-    body["Cmd"] = std::move(cmd);
-  }
+  if (!t.command.empty()) body["Entrypoint"] = ExpandedArray(t.command, env);
+  if (!t.args.empty()) body["Cmd"] = ExpandedArray(t.args, env);
   json::array env_list;
   for (const auto& [k, v] : env) env_list.emplace_back(k + "=" + v);
   body["Env"] = std::move(env_list);
@@ -133,7 +136,7 @@ json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOption
 std::variant<Placement, std::string> PlacementFromInspect(const json::value& inspect, const InstanceSpec& spec,
                                                           const ContainerOptions& opts) {
   Placement p;
-  const auto* id = Path(inspect, {"Id"});
+  const auto* id = JsonAt(inspect, {"Id"});
   if (!id || !id->is_string()) return std::string("container inspect without Id");
   p.backend_id = std::string(id->get_string());
   p.host = opts.public_address;
@@ -147,7 +150,7 @@ std::variant<Placement, std::string> PlacementFromInspect(const json::value& ins
     p.control_port = HostPort(inspect, PortKey(spec.templ.controlPort, "tcp"));
     if (p.control_port == 0) return std::string("control port is not published");
   } else {
-    const auto* ip = Path(inspect, {"NetworkSettings", "Networks", opts.control_network, "IPAddress"});
+    const auto* ip = JsonAt(inspect, {"NetworkSettings", "Networks", opts.control_network, "IPAddress"});
     if (!ip || !ip->is_string() || ip->get_string().empty()) {
       return "container has no address on network " + opts.control_network;
     }

@@ -3,7 +3,11 @@
 // Pure translations between a pool template and Docker's container objects,
 // shared by the docker backend and its unit tests. No I/O.
 
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
+#include <initializer_list>
+#include <string_view>
+#include <vector>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,6 +33,14 @@ struct ContainerOptions {
   std::string public_address = "127.0.0.1";
 };
 
+// The value at `keys` below `v` through nested objects, or null.
+const boost::json::value* JsonAt(const boost::json::value& v, std::initializer_list<std::string_view> keys);
+// The string at `keys` below `v`, or "" when absent or not a string.
+std::string JsonString(const boost::json::value& v, std::initializer_list<std::string_view> keys);
+
+// `list` with ${VAR} expanded from `env`, as a JSON array (entrypoints, args).
+boost::json::array ExpandedArray(const std::vector<std::string>& list, const std::map<std::string, std::string>& env);
+
 // The env an instance gets in a container or service: the template's, then
 // MM_CONTROL_PORT, MM_PORT_<NAME> (container-side ports), MM_POOL, MM_INSTANCE.
 std::map<std::string, std::string> InstanceEnv(const InstanceSpec& spec);
@@ -47,7 +59,8 @@ std::variant<Placement, std::string> PlacementFromInspect(const boost::json::val
 // The filter (engine JSON) that selects exactly our objects.
 boost::json::object OwnedFilter(const std::string& owner);
 // True when `labels` (a JSON object) carries managed-by and our owner id.
-bool Owned(const boost::json::value& labels, const std::string& owner);
+bool Owned(const boost::json::value* labels, const std::string& owner);
+inline bool Owned(const boost::json::value& labels, const std::string& owner) { return Owned(&labels, owner); }
 
 // The exit code in a container list Status ("Exited (137) 5 seconds ago"), -1 if none.
 int ExitCodeFromStatus(std::string_view status);

@@ -21,19 +21,6 @@ using docker::Result;
 
 namespace {
 
-std::string Str(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  const auto* f = o ? o->if_contains(key) : nullptr;
-  return f && f->is_string() ? std::string(f->get_string()) : std::string();
-}
-
-const json::value& Labels(const json::value& container) {
-  static const json::value kNone;
-  const auto* o = container.if_object();
-  const auto* l = o ? o->if_contains("Labels") : nullptr;
-  return l ? *l : kNone;
-}
-
 std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
 
 }  // namespace
@@ -177,21 +164,21 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
       std::set<std::string> seen;
       std::vector<std::tuple<std::string, int, std::string>> ended;
       for (const auto& c : r.body.get_array()) {
-        if (!Owned(Labels(c), self->opts.container.owner)) continue;  // never touch what is not ours
-        std::string id = Str(c, "Id");
-        std::string state = Str(c, "State");
+        if (!Owned(JsonAt(c, {"Labels"}), self->opts.container.owner)) continue;  // never touch what is not ours
+        std::string id = JsonString(c, {"Id"});
+        std::string state = JsonString(c, {"State"});
         seen.insert(id);
         bool running = state == "running" || state == "paused" || state == "restarting";
         if (auto t = self->tracked.find(id); t != self->tracked.end()) {
           if (!running && settled(t->second)) {
-            int code = ExitCodeFromStatus(Str(c, "Status"));
+            int code = ExitCodeFromStatus(JsonString(c, {"Status"}));
             ended.emplace_back(id, code, code >= 0 ? "exited with code " + std::to_string(code) : "container " + state);
           }
           continue;
         }
-        if (self->creating.contains(Str(Labels(c), kLabelInstance))) continue;
+        if (self->creating.contains(JsonString(c, {"Labels", kLabelInstance}))) continue;
         spdlog::info("docker: removing container {} ({}), no instance of ours names it", id.substr(0, 12),
-                     Str(Labels(c), kLabelInstance));
+                     JsonString(c, {"Labels", kLabelInstance}));
         self->Discard(id, running);
       }
       for (const auto& [id, t] : self->tracked) {
@@ -264,7 +251,7 @@ void DockerBackend::Create(const InstanceSpec& spec, std::function<void(CreateRe
                 }
                 return finish("create container: " + r.message);
               }
-              std::string id = Str(r.body, "Id");
+              std::string id = JsonString(r.body, {"Id"});
               if (id.empty()) return finish(std::string("create container: engine answered without an Id"));
               self->Track(id, spec.pool, spec.name);
               auto fail = [weak, id, finish](std::string why) mutable {
@@ -354,9 +341,9 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     std::vector<std::tuple<std::string, int, std::string>> ended;
     std::set<std::string> seen;
     for (const auto& c : r.body.get_array()) {
-      if (!Owned(Labels(c), self->opts.container.owner)) continue;  // never touch what is not ours
-      std::string id = Str(c, "Id"), state = Str(c, "State");
-      std::string name = Str(Labels(c), kLabelInstance);
+      if (!Owned(JsonAt(c, {"Labels"}), self->opts.container.owner)) continue;  // never touch what is not ours
+      std::string id = JsonString(c, {"Id"}), state = JsonString(c, {"State"});
+      std::string name = JsonString(c, {"Labels", kLabelInstance});
       bool running = state == "running" || state == "paused" || state == "restarting";
       auto k = known.find(name);
       if (k != known.end() && !seen.contains(name)) {
@@ -369,7 +356,7 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
         } else if (running) {
           ended.emplace_back(id, -1, "was still being created when matchmakerd stopped");
         } else {
-          int code = ExitCodeFromStatus(Str(c, "Status"));
+          int code = ExitCodeFromStatus(JsonString(c, {"Status"}));
           ended.emplace_back(id, code, code >= 0 ? "exited with code " + std::to_string(code) : "container " + state);
         }
         continue;

@@ -3,25 +3,11 @@
 #include <boost/json.hpp>
 #include <cmath>
 
-#include "operator/backend/process_backend.h"
 
 namespace mm::backend {
 namespace json = boost::json;
 
 namespace {
-
-std::string Str(const json::value* v) { return v && v->is_string() ? std::string(v->get_string()) : std::string(); }
-
-const json::value* At(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const json::value* cur = &v;
-  for (auto k : keys) {
-    const auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(k);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
 
 std::string PortKey(int port, const std::string& protocol) {
   return std::to_string(port) + "/" + (protocol.empty() ? "tcp" : protocol);
@@ -43,16 +29,8 @@ json::object ServiceCreateBody(const InstanceSpec& spec, const ServiceOptions& o
   for (const auto& [k, v] : ours) container_labels[k] = v;
 
   json::object container{{"Image", t.image}, {"Labels", container_labels}};
-  if (!t.command.empty()) {
-    json::array cmd;
-    for (const auto& c : t.command) cmd.emplace_back(ExpandVars(c, env));
-    container["Command"] = std::move(cmd);
-  }
-  if (!t.args.empty()) {
-    json::array args;
-    for (const auto& a : t.args) args.emplace_back(ExpandVars(a, env));
-    container["Args"] = std::move(args);
-  }
+  if (!t.command.empty()) container["Command"] = ExpandedArray(t.command, env);
+  if (!t.args.empty()) container["Args"] = ExpandedArray(t.args, env);
   json::array env_list;
   for (const auto& [k, v] : env) env_list.emplace_back(k + "=" + v);
   container["Env"] = std::move(env_list);
@@ -96,13 +74,13 @@ json::object ServiceCreateBody(const InstanceSpec& spec, const ServiceOptions& o
 
 std::optional<NodeView> ParseNode(const json::value& node) {
   NodeView n;
-  n.id = Str(At(node, {"ID"}));
+  n.id = JsonString(node, {"ID"});
   if (n.id.empty()) return std::nullopt;
-  n.addr = Str(At(node, {"Status", "Addr"}));
-  n.public_address = Str(At(node, {"Spec", "Labels", kNodePublicAddressLabel}));
+  n.addr = JsonString(node, {"Status", "Addr"});
+  n.public_address = JsonString(node, {"Spec", "Labels", kNodePublicAddressLabel});
   if (n.public_address.empty()) n.public_address = n.addr;
-  n.ready = Str(At(node, {"Status", "State"})) == "ready";
-  n.active = Str(At(node, {"Spec", "Availability"})) == "active";
+  n.ready = JsonString(node, {"Status", "State"}) == "ready";
+  n.active = JsonString(node, {"Spec", "Availability"}) == "active";
   return n;
 }
 
@@ -128,33 +106,33 @@ std::string TaskView::Describe() const {
 
 std::optional<TaskView> ParseTask(const json::value& task) {
   TaskView t;
-  t.id = Str(At(task, {"ID"}));
-  t.service_id = Str(At(task, {"ServiceID"}));
+  t.id = JsonString(task, {"ID"});
+  t.service_id = JsonString(task, {"ServiceID"});
   if (t.id.empty() || t.service_id.empty()) return std::nullopt;
-  t.node_id = Str(At(task, {"NodeID"}));
-  t.state = Str(At(task, {"Status", "State"}));
-  t.desired = Str(At(task, {"DesiredState"}));
-  t.error = Str(At(task, {"Status", "Err"}));
-  t.message = Str(At(task, {"Status", "Message"}));
-  if (const auto* c = At(task, {"Status", "ContainerStatus", "ExitCode"}); c && c->is_int64()) {
+  t.node_id = JsonString(task, {"NodeID"});
+  t.state = JsonString(task, {"Status", "State"});
+  t.desired = JsonString(task, {"DesiredState"});
+  t.error = JsonString(task, {"Status", "Err"});
+  t.message = JsonString(task, {"Status", "Message"});
+  if (const auto* c = JsonAt(task, {"Status", "ContainerStatus", "ExitCode"}); c && c->is_int64()) {
     t.exit_code = static_cast<int>(c->get_int64());
   }
-  if (const auto* v = At(task, {"Version", "Index"}); v && v->is_int64()) t.version = v->get_int64();
-  if (const auto* ports = At(task, {"Status", "PortStatus", "Ports"}); ports && ports->is_array()) {
+  if (const auto* v = JsonAt(task, {"Version", "Index"}); v && v->is_int64()) t.version = v->get_int64();
+  if (const auto* ports = JsonAt(task, {"Status", "PortStatus", "Ports"}); ports && ports->is_array()) {
     for (const auto& p : ports->get_array()) {
-      const auto* target = At(p, {"TargetPort"});
-      const auto* published = At(p, {"PublishedPort"});
+      const auto* target = JsonAt(p, {"TargetPort"});
+      const auto* published = JsonAt(p, {"PublishedPort"});
       if (!target || !published || !target->is_int64() || !published->is_int64()) continue;
-      t.published[PortKey(static_cast<int>(target->get_int64()), Str(At(p, {"Protocol"})))] =
+      t.published[PortKey(static_cast<int>(target->get_int64()), JsonString(p, {"Protocol"}))] =
           static_cast<int>(published->get_int64());
     }
   }
-  if (const auto* nets = At(task, {"NetworksAttachments"}); nets && nets->is_array()) {
+  if (const auto* nets = JsonAt(task, {"NetworksAttachments"}); nets && nets->is_array()) {
     for (const auto& n : nets->get_array()) {
-      std::string name = Str(At(n, {"Network", "Spec", "Name"}));
-      const auto* addrs = At(n, {"Addresses"});
+      std::string name = JsonString(n, {"Network", "Spec", "Name"});
+      const auto* addrs = JsonAt(n, {"Addresses"});
       if (name.empty() || !addrs || !addrs->is_array() || addrs->get_array().empty()) continue;
-      std::string a = Str(&addrs->get_array()[0]);
+      std::string a = (addrs->get_array()[0].is_string() ? std::string(addrs->get_array()[0].get_string()) : std::string());
       t.addresses[name] = a.substr(0, a.find('/'));  // "10.0.1.5/24"
     }
   }

@@ -22,20 +22,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-std::string Str(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  const auto* f = o ? o->if_contains(key) : nullptr;
-  return f && f->is_string() ? std::string(f->get_string()) : std::string();
-}
-
-const json::value& SpecLabels(const json::value& service) {
-  static const json::value kNone;
-  const auto* o = service.if_object();
-  const auto* spec = o ? o->if_contains("Spec") : nullptr;
-  const auto* l = spec && spec->is_object() ? spec->get_object().if_contains("Labels") : nullptr;
-  return l ? *l : kNone;
-}
-
 std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
 
 }  // namespace
@@ -256,7 +242,7 @@ void SwarmBackend::Create(const InstanceSpec& spec, std::function<void(CreateRes
               self->posting.erase(spec.name);
               bool doomed = self->doomed.erase(spec.name) > 0;
               if (!r.ok()) return done("create service: " + r.message);
-              std::string id = Str(r.body, "ID");
+              std::string id = JsonString(r.body, {"ID"});
               if (id.empty()) return done(std::string("create service: engine answered without an ID"));
               Impl::Service s{spec.pool, spec.name, spec, std::move(done)};
               self->Track(id, std::move(s));
@@ -320,9 +306,9 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
       std::set<std::string> seen;
       std::vector<std::pair<std::string, std::string>> half_made;  // id, name
       for (const auto& svc : r.body.get_array()) {
-        if (!Owned(SpecLabels(svc), self->opts.service.owner)) continue;  // never touch what is not ours
-        std::string id = Str(svc, "ID");
-        std::string name = Str(SpecLabels(svc), kLabelInstance);
+        if (!Owned(JsonAt(svc, {"Spec", "Labels"}), self->opts.service.owner)) continue;  // never touch what is not ours
+        std::string id = JsonString(svc, {"ID"});
+        std::string name = JsonString(svc, {"Spec", "Labels", kLabelInstance});
         auto k = known.find(name);
         if (k == known.end() || seen.contains(name)) {
           spdlog::info("swarm: removing orphan service {} ({})", id, name);

@@ -183,7 +183,6 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::size_t opened = 0;
   bool closed = false;
   std::shared_ptr<void> watcher;  // the current Watcher, if any
-  bool watch_connected = false;
 
   // Connects a fresh stream; `done(error)` with an empty error on success.
   void Connect(Stream& s, std::chrono::milliseconds timeout, std::function<void(std::string)> done) {
@@ -372,7 +371,6 @@ class Watcher : public std::enable_shared_from_this<Watcher> {
           if (ec || self->parser_->get().result_int() != 200) return self->Lost();
           self->backoff_ = self->impl_->opts.reconnect_min;
           self->connected_ = true;
-          self->impl_->watch_connected = true;
           self->line_.clear();
           if (self->on_connection_) self->on_connection_(true);
           self->ReadSome();
@@ -412,7 +410,6 @@ class Watcher : public std::enable_shared_from_this<Watcher> {
       stream_->close();
     }
     bool was = std::exchange(connected_, false);
-    impl_->watch_connected = false;
     if (was && on_connection_) on_connection_(false);
     if (stopped_) return;
     timer_.expires_after(backoff_);
@@ -499,8 +496,6 @@ void Client::Watch(json::object filters, std::function<void(const Event&)> on_ev
   impl_->closed = false;
   w->Start();
 }
-
-bool Client::watching() const { return impl_->watch_connected; }
 
 void Client::Close() {
   impl_->closed = true;

@@ -116,7 +116,6 @@ class Client {
   // is lost. Reconnects with backoff until Close() or destruction.
   void Watch(boost::json::object filters, std::function<void(const Event&)> on_event,
              std::function<void(bool connected)> on_connection);
-  bool watching() const;  // the event stream is connected now
 
   // Stops the watch and drops idle connections; calls in flight finish.
   void Close();

@@ -7,6 +7,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <mutex>
+#include <set>
 
 namespace mm::metrics {
 namespace p = prometheus;
@@ -57,6 +58,7 @@ struct Metrics::Impl {
       .Name("matchmaker_build_info").Help("Always 1; the version label names the build.").Register(*registry);
   p::Histogram& reconcile_all = reconcile.Add({}, kLatency);
   std::mutex mu;  // guards Remove against concurrent Add of the same series
+  std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
 };
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
@@ -71,9 +73,12 @@ void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int
   for (int i = 0; i < 5; ++i) impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
   impl_->warm.Add({{"pool", pool}}).Set(warm);
   // Counters exist from the start at 0, so that rate() and increase() see
-  // the first failure instead of a series appearing at 1.
-  impl_->reconcile_errors.Add({{"pool", pool}});
-  for (const char* r : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", r}});
+  // the first failure instead of a series appearing at 1. Once per pool:
+  // this runs on every reconcile pass.
+  if (impl_->pools.insert(pool).second) {
+    impl_->reconcile_errors.Add({{"pool", pool}});
+    for (const char* r : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", r}});
+  }
 }
 
 void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
@@ -91,6 +96,7 @@ void Metrics::RemovePool(const std::string& pool) {
   for (const char* s : kStates) impl_->instances.Remove(&impl_->instances.Add({{"pool", pool}, {"state", s}}));
   impl_->warm.Remove(&impl_->warm.Add({{"pool", pool}}));
   impl_->pending.Remove(&impl_->pending.Add({{"pool", pool}}));
+  impl_->pools.erase(pool);
   impl_->reconcile_errors.Remove(&impl_->reconcile_errors.Add({{"pool", pool}}));
   for (const char* r : kFailureReasons) impl_->failures.Remove(&impl_->failures.Add({{"pool", pool}, {"reason", r}}));
 }

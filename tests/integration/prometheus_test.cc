@@ -37,7 +37,7 @@ std::set<std::string> MetricNames(const std::string& text) {
   for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator(); ++it) {
     std::string n = it->str();
     for (const char* suffix : {"_bucket", "_sum", "_count"}) {
-      if (n.ends_with(suffix) && n != "matchmaker_pending_requests") n.resize(n.size() - std::string(suffix).size());
+      if (n.ends_with(suffix)) n.resize(n.size() - std::string(suffix).size());
     }
     out.insert(n);
   }
