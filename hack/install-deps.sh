@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  prometheus-cpp-dev libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
   openssl

@@ -2,12 +2,16 @@
 
 // Who is asking: the Authorizer turns a request's credential into a client
 // id. `header`: the Authorization value is the client id (go-matchmaker).
-// `jwt`: "Authorization: Bearer <JWT>", verified with libjwt against the
-// configured key, the algorithm pinned to that key (alg:none and algorithm
-// confusion refused), exp and nbf enforced; the client id is `sub`.
+// `jwt`: "Authorization: Bearer <JWT>" (JWS compact), verified with
+// OpenSSL against the configured key (parsed once), the algorithm pinned to
+// that key (alg:none and algorithm confusion refused), exp and nbf
+// enforced; the client id is `sub`. Not libjwt: Debian has no static
+// libjwt, and matchmakerd links statically for its image.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "operator/http/message.h"
@@ -33,5 +37,8 @@ enum class JwtAlgorithm { kHS256, kRS256, kES256 };
 // algorithm is read from the key type). Errors describe a bad key.
 std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizer(JwtAlgorithm alg, std::string key);
 std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKey(std::string pem);
+
+// base64url without padding (RFC 7515); nullopt for anything else.
+std::optional<std::string> Base64UrlDecode(std::string_view in);
 
 }  // namespace mm::http

@@ -1,139 +1,138 @@
 #include "operator/metrics/metrics.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
-
 #include <mutex>
 #include <set>
 
-namespace mm::metrics {
-namespace p = prometheus;
+#include "operator/metrics/exposition.h"
 
+namespace mm::metrics {
 namespace {
-const p::Histogram::BucketBoundaries kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                 0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                 1,      2.5,     5,      10};
-const p::Histogram::BucketBoundaries kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+using T = Registry::Type;
+const std::vector<double> kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+const std::vector<double> kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "terminating"};
 constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout"};
+constexpr const char* kConditionTypes[] = {"Ready", "Progressing", "Degraded"};
 }  // namespace
 
+// Labels are passed sorted by name, the order in which they are printed
+// (and the order prometheus-cpp printed them before).
 struct Metrics::Impl {
-  std::shared_ptr<p::Registry> registry = std::make_shared<p::Registry>();
-  p::Family<p::Gauge>& instances = p::BuildGauge()
-      .Name("matchmaker_pool_instances").Help("Instances of a pool by lifecycle state.").Register(*registry);
-  p::Family<p::Gauge>& conditions = p::BuildGauge()
-      .Name("matchmaker_pool_condition").Help("1 while the pool's condition (Ready, Progressing, Degraded) is True.")
-      .Register(*registry);
-  p::Family<p::Gauge>& warm = p::BuildGauge()
-      .Name("matchmaker_pool_warm_target").Help("The pool's spec.warm.").Register(*registry);
-  p::Family<p::Counter>& allocations = p::BuildCounter()
-      .Name("matchmaker_allocations_total").Help("Client requests by result (allocated, queued, rejected, failed).")
-      .Register(*registry);
-  p::Family<p::Histogram>& allocation_seconds = p::BuildHistogram()
-      .Name("matchmaker_allocation_duration_seconds").Help("Time from POST /request to its answer.")
-      .Register(*registry);
-  p::Family<p::Counter>& reservations = p::BuildCounter()
-      .Name("matchmaker_reservations_total").Help("Reservation API handshakes by HTTP status (0: transport error).")
-      .Register(*registry);
-  p::Family<p::Histogram>& startup = p::BuildHistogram()
-      .Name("matchmaker_instance_startup_seconds").Help("Time from instance create to Ready.")
-      .Register(*registry);
-  p::Family<p::Counter>& failures = p::BuildCounter()
-      .Name("matchmaker_instance_failures_total").Help("Instances that failed to start or run, by reason.")
-      .Register(*registry);
-  p::Family<p::Gauge>& pending = p::BuildGauge()
-      .Name("matchmaker_pending_requests").Help("Queued client requests per pool.").Register(*registry);
-  p::Family<p::Histogram>& reconcile = p::BuildHistogram()
-      .Name("matchmaker_reconcile_duration_seconds").Help("Duration of one reconcile pass of one pool.")
-      .Register(*registry);
-  p::Family<p::Counter>& reconcile_errors = p::BuildCounter()
-      .Name("matchmaker_reconcile_errors_total").Help("Reconcile passes that hit an error.").Register(*registry);
-  p::Family<p::Counter>& backend = p::BuildCounter()
-      .Name("matchmaker_backend_requests_total").Help("Backend operations by result code.").Register(*registry);
-  p::Family<p::Gauge>& build_info = p::BuildGauge()
-      .Name("matchmaker_build_info").Help("Always 1; the version label names the build.").Register(*registry);
-  p::Histogram& reconcile_all = reconcile.Add({}, kLatency);
-  std::mutex mu;  // guards Remove against concurrent Add of the same series
+  Registry r;
+  const Registry::FamilyId instances =
+      r.Add("matchmaker_pool_instances", "Instances of a pool by lifecycle state.", T::kGauge);
+  const Registry::FamilyId conditions = r.Add(
+      "matchmaker_pool_condition", "1 while the pool's condition (Ready, Progressing, Degraded) is True.", T::kGauge);
+  const Registry::FamilyId warm = r.Add("matchmaker_pool_warm_target", "The pool's spec.warm.", T::kGauge);
+  const Registry::FamilyId allocations = r.Add(
+      "matchmaker_allocations_total", "Client requests by result (allocated, queued, rejected, failed).", T::kCounter);
+  const Registry::FamilyId allocation_seconds = r.Add(
+      "matchmaker_allocation_duration_seconds", "Time from POST /request to its answer.", T::kHistogram, kLatency);
+  const Registry::FamilyId reservations = r.Add(
+      "matchmaker_reservations_total", "Reservation API handshakes by HTTP status (0: transport error).", T::kCounter);
+  const Registry::FamilyId startup =
+      r.Add("matchmaker_instance_startup_seconds", "Time from instance create to Ready.", T::kHistogram, kStartup);
+  const Registry::FamilyId failures =
+      r.Add("matchmaker_instance_failures_total", "Instances that failed to start or run, by reason.", T::kCounter);
+  const Registry::FamilyId pending =
+      r.Add("matchmaker_pending_requests", "Queued client requests per pool.", T::kGauge);
+  const Registry::FamilyId reconcile = r.Add("matchmaker_reconcile_duration_seconds",
+                                             "Duration of one reconcile pass of one pool.", T::kHistogram, kLatency);
+  const Registry::FamilyId reconcile_errors =
+      r.Add("matchmaker_reconcile_errors_total", "Reconcile passes that hit an error.", T::kCounter);
+  const Registry::FamilyId backend =
+      r.Add("matchmaker_backend_requests_total", "Backend operations by result code.", T::kCounter);
+  const Registry::FamilyId build_info =
+      r.Add("matchmaker_build_info", "Always 1; the version label names the build.", T::kGauge);
+  mutable std::mutex mu;        // guards everything here
   std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
 };
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
-  impl_->build_info.Add({{"version", version}}).Set(1);
+  impl_->r.Set(impl_->build_info, {{"version", version}}, 1);
 }
 
 Metrics::~Metrics() = default;
 
 void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm) {
   std::lock_guard lock(impl_->mu);
+  auto& r = impl_->r;
   const int values[] = {c.starting, c.ready, c.allocated, c.full, c.terminating};
-  for (int i = 0; i < 5; ++i) impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
-  impl_->warm.Add({{"pool", pool}}).Set(warm);
+  for (int i = 0; i < 5; ++i) r.Set(impl_->instances, {{"pool", pool}, {"state", kStates[i]}}, values[i]);
+  r.Set(impl_->warm, {{"pool", pool}}, warm);
   // Counters exist from the start at 0, so that rate() and increase() see
   // the first failure instead of a series appearing at 1. Once per pool:
   // this runs on every reconcile pass.
   if (impl_->pools.insert(pool).second) {
-    impl_->reconcile_errors.Add({{"pool", pool}});
-    for (const char* r : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", r}});
+    r.Touch(impl_->reconcile_errors, {{"pool", pool}});
+    for (const char* reason : kFailureReasons) r.Touch(impl_->failures, {{"pool", pool}, {"reason", reason}});
   }
 }
 
 void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
   std::lock_guard lock(impl_->mu);
   for (const auto& c : conditions) {
-    impl_->conditions.Add({{"pool", pool}, {"type", c.type}}).Set(c.status == "True" ? 1 : 0);
+    impl_->r.Set(impl_->conditions, {{"pool", pool}, {"type", c.type}}, c.status == "True" ? 1 : 0);
   }
 }
 
 void Metrics::RemovePool(const std::string& pool) {
   std::lock_guard lock(impl_->mu);
-  for (const char* t : {"Ready", "Progressing", "Degraded"}) {
-    impl_->conditions.Remove(&impl_->conditions.Add({{"pool", pool}, {"type", t}}));
-  }
-  for (const char* s : kStates) impl_->instances.Remove(&impl_->instances.Add({{"pool", pool}, {"state", s}}));
-  impl_->warm.Remove(&impl_->warm.Add({{"pool", pool}}));
-  impl_->pending.Remove(&impl_->pending.Add({{"pool", pool}}));
+  auto& r = impl_->r;
+  for (const char* t : kConditionTypes) r.Remove(impl_->conditions, {{"pool", pool}, {"type", t}});
+  for (const char* s : kStates) r.Remove(impl_->instances, {{"pool", pool}, {"state", s}});
+  r.Remove(impl_->warm, {{"pool", pool}});
+  r.Remove(impl_->pending, {{"pool", pool}});
   impl_->pools.erase(pool);
-  impl_->reconcile_errors.Remove(&impl_->reconcile_errors.Add({{"pool", pool}}));
-  for (const char* r : kFailureReasons) impl_->failures.Remove(&impl_->failures.Add({{"pool", pool}, {"reason", r}}));
+  r.Remove(impl_->reconcile_errors, {{"pool", pool}});
+  for (const char* reason : kFailureReasons) r.Remove(impl_->failures, {{"pool", pool}, {"reason", reason}});
 }
 
-void Metrics::ObserveReconcile(double seconds) { impl_->reconcile_all.Observe(seconds); }
+void Metrics::ObserveReconcile(double seconds) {
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Observe(impl_->reconcile, {}, seconds);
+}
 
 void Metrics::ReconcileError(const std::string& pool) {
-  impl_->reconcile_errors.Add({{"pool", pool}}).Increment();
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Increment(impl_->reconcile_errors, {{"pool", pool}});
 }
 
 void Metrics::InstanceStartup(const std::string& pool, double seconds) {
-  impl_->startup.Add({{"pool", pool}}, kStartup).Observe(seconds);
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Observe(impl_->startup, {{"pool", pool}}, seconds);
 }
 
 void Metrics::InstanceFailure(const std::string& pool, const std::string& reason) {
-  impl_->failures.Add({{"pool", pool}, {"reason", reason}}).Increment();
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Increment(impl_->failures, {{"pool", pool}, {"reason", reason}});
 }
 
 void Metrics::BackendRequest(const std::string& backend, const std::string& op, const std::string& code) {
-  impl_->backend.Add({{"backend", backend}, {"op", op}, {"code", code}}).Increment();
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Increment(impl_->backend, {{"backend", backend}, {"code", code}, {"op", op}});
 }
 
 void Metrics::Allocation(const std::string& pool, const std::string& result, double seconds) {
-  impl_->allocations.Add({{"pool", pool}, {"result", result}}).Increment();
-  impl_->allocation_seconds.Add({{"pool", pool}}, kLatency).Observe(seconds);
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Increment(impl_->allocations, {{"pool", pool}, {"result", result}});
+  impl_->r.Observe(impl_->allocation_seconds, {{"pool", pool}}, seconds);
 }
 
 void Metrics::Reservation(const std::string& pool, int code) {
-  impl_->reservations.Add({{"pool", pool}, {"code", std::to_string(code)}}).Increment();
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Increment(impl_->reservations, {{"code", std::to_string(code)}, {"pool", pool}});
 }
 
 void Metrics::SetPending(const std::string& pool, int pending) {
-  impl_->pending.Add({{"pool", pool}}).Set(pending);
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Set(impl_->pending, {{"pool", pool}}, pending);
 }
 
 std::string Metrics::Serialize() const {
-  return p::TextSerializer().Serialize(impl_->registry->Collect());
+  std::lock_guard lock(impl_->mu);
+  return impl_->r.Serialize();
 }
 
 }  // namespace mm::metrics

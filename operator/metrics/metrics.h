@@ -1,7 +1,7 @@
 #pragma once
 
 // The metrics of SPEC.md, exported on /metrics in the Prometheus text
-// format through prometheus-cpp. Thread-safe (prometheus-cpp's metrics are).
+// format by our own registry (exposition.h). Thread-safe: one lock.
 
 #include <memory>
 #include <string>

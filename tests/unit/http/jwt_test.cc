@@ -1,0 +1,158 @@
+// JWT verification (OpenSSL, operator/http/auth.cc) against tokens signed
+// by another implementation (libjwt), with keys made in memory.
+#include <gtest/gtest.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <ctime>
+#include <memory>
+
+#include "operator/http/auth.h"
+
+namespace mm::http {
+namespace {
+
+struct KeyPair {
+  std::string private_pem, public_pem;
+};
+
+KeyPair MakeKey(const char* type, const char* param) {
+  EVP_PKEY* k = std::string(type) == "RSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                                           : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param);
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(k, EVP_PKEY_free);
+  auto pem = [&](bool priv) {
+    std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (priv) PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    else PEM_write_bio_PUBKEY(bio.get(), key.get());
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(n));
+  };
+  return {pem(true), pem(false)};
+}
+
+struct Claims {
+  std::string sub = "alice";
+  long exp_in = 60;
+  bool exp = true;
+  long nbf_in = 0;
+};
+
+std::string Sign(jwt_alg_t alg, const std::string& key, const Claims& c = {}) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  long now = static_cast<long>(std::time(nullptr));
+  if (!c.sub.empty()) jwt_add_grant(jwt, "sub", c.sub.c_str());
+  if (c.exp) jwt_add_grant_int(jwt, "exp", now + c.exp_in);
+  if (c.nbf_in) jwt_add_grant_int(jwt, "nbf", now + c.nbf_in);
+  jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
+              alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
+  char* s = jwt_encode_str(jwt);
+  std::string out = s ? s : "";
+  free(s);
+  jwt_free(jwt);
+  return out;
+}
+
+std::unique_ptr<Authorizer> Make(std::variant<std::unique_ptr<Authorizer>, std::string> r) {
+  if (auto* e = std::get_if<std::string>(&r)) ADD_FAILURE() << *e;
+  auto* a = std::get_if<std::unique_ptr<Authorizer>>(&r);
+  return a ? std::move(*a) : nullptr;
+}
+
+// The client id, or "error: <why>".
+std::string Auth(const Authorizer& a, const std::string& authorization) {
+  Request req;
+  req.headers.push_back({"Authorization", authorization});
+  auto r = a.Authenticate(req);
+  if (auto* id = std::get_if<std::string>(&r)) return *id;
+  return "error: " + std::get<AuthError>(r).message;
+}
+
+const std::string kSecret = "0123456789abcdef0123456789abcdef";
+
+TEST(Base64Url, DecodesUnpaddedAndRefusesEverythingElse) {
+  EXPECT_EQ(Base64UrlDecode(""), "");
+  EXPECT_EQ(Base64UrlDecode("YQ"), "a");
+  EXPECT_EQ(Base64UrlDecode("YWI"), "ab");
+  EXPECT_EQ(Base64UrlDecode("YWJj"), "abc");
+  EXPECT_EQ(Base64UrlDecode("-_8"), "\xfb\xff");
+  EXPECT_EQ(Base64UrlDecode("YQ=="), std::nullopt);  // padding
+  EXPECT_EQ(Base64UrlDecode("a+b/"), std::nullopt);  // base64, not base64url
+  EXPECT_EQ(Base64UrlDecode("YWJjZ"), std::nullopt); // 1 char past a group
+  EXPECT_EQ(Base64UrlDecode("YR"), std::nullopt);    // non-zero leftover bits
+}
+
+TEST(Jwt, Hs256AcceptsAValidTokenAndReadsSub) {
+  auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret)), "alice");
+}
+
+TEST(Jwt, Hs256RefusesBadTokensWithTheReason) {
+  auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
+  ASSERT_TRUE(a);
+  std::string good = Sign(JWT_ALG_HS256, kSecret);
+  EXPECT_EQ(Auth(*a, good), "error: missing bearer token");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, std::string(32, 'z'))), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_NONE, "")), "error: token algorithm not accepted");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.exp_in = -10})), "error: token expired");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.nbf_in = 30})), "error: token not valid yet");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.exp = false})), "error: token has no exp");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.sub = ""})), "error: token has no sub");
+  EXPECT_EQ(Auth(*a, "Bearer " + std::string(9000, 'a')), "error: token too large");
+  EXPECT_EQ(Auth(*a, "Bearer a.b"), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + good + ".x"), "error: invalid token");
+  // A payload swapped under a valid signature.
+  auto d1 = good.find('.'), d2 = good.rfind('.');
+  std::string other = Sign(JWT_ALG_HS256, kSecret, {.sub = "mallory"});
+  std::string spliced = good.substr(0, d1) + other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
+                        good.substr(d2);
+  EXPECT_EQ(Auth(*a, "Bearer " + spliced), "error: invalid token");
+  // One flipped signature character.
+  std::string flipped = good;
+  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Auth(*a, "Bearer " + flipped), "error: invalid token");
+}
+
+TEST(Jwt, Rs256PinsTheAlgorithmToTheRsaKey) {
+  KeyPair k = MakeKey("RSA", nullptr);
+  auto a = Make(JwtAuthorizerFromPublicKey(k.public_pem));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_RS256, k.private_pem, {.sub = "dave"})), "dave");
+  // Key confusion: HS256 keyed with the public PEM.
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, k.public_pem)), "error: token algorithm not accepted");
+  KeyPair other = MakeKey("RSA", nullptr);
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_RS256, other.private_pem)), "error: invalid token");
+}
+
+TEST(Jwt, Es256VerifiesRawSignaturesWithTheP256Key) {
+  KeyPair k = MakeKey("EC", "P-256");
+  auto a = Make(JwtAuthorizerFromPublicKey(k.public_pem));
+  ASSERT_TRUE(a);
+  std::string good = Sign(JWT_ALG_ES256, k.private_pem, {.sub = "carol"});
+  EXPECT_EQ(Auth(*a, "Bearer " + good), "carol");
+  KeyPair other = MakeKey("EC", "P-256");
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_ES256, other.private_pem)), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + good.substr(0, good.size() - 4)), "error: invalid token");  // short signature
+  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, k.public_pem)), "error: token algorithm not accepted");
+}
+
+TEST(Jwt, KeysThatDoNotFitTheAlgorithmAreRefusedAtStart) {
+  auto err = [](std::variant<std::unique_ptr<Authorizer>, std::string> r) {
+    auto* e = std::get_if<std::string>(&r);
+    return e ? *e : std::string("accepted");
+  };
+  EXPECT_EQ(err(JwtAuthorizer(JwtAlgorithm::kHS256, "short")), "HS256 secret must be at least 32 bytes");
+  EXPECT_EQ(err(JwtAuthorizer(JwtAlgorithm::kHS256, "")), "empty key");
+  EXPECT_EQ(err(JwtAuthorizerFromPublicKey("not a key")),
+            "expected a PEM public key (-----BEGIN PUBLIC KEY-----)");
+  KeyPair rsa = MakeKey("RSA", nullptr), p384 = MakeKey("EC", "P-384");
+  EXPECT_EQ(err(JwtAuthorizer(JwtAlgorithm::kES256, rsa.public_pem)), "ES256 needs an EC P-256 public key");
+  EXPECT_EQ(err(JwtAuthorizer(JwtAlgorithm::kRS256, p384.public_pem)), "RS256 needs an RSA public key");
+  EXPECT_EQ(err(JwtAuthorizerFromPublicKey(p384.public_pem)), "ES256 needs an EC P-256 public key");
+}
+
+}  // namespace
+}  // namespace mm::http
