@@ -348,6 +348,10 @@ int main(int argc, char** argv) {
   request->add_option("--client-server", client_server, "Client API URL")->envname("MM_CLIENT_SERVER")
       ->capture_default_str();
 
+  auto* health = app.add_subcommand("health", "Exit 0 when matchmakerd answers /healthz (or /readyz) with 200");
+  bool ready = false;
+  health->add_flag("--ready", ready, "Ask /readyz: also needs the backend reachable and state loaded");
+
   CLI11_PARSE(app, argc, argv);
 
   Client c = ClientFor(server, "--server");
@@ -357,6 +361,12 @@ int main(int argc, char** argv) {
     std::getline(in, c.token);
   }
 
+  if (*health) {
+    // The image's HEALTHCHECK: no shell or curl in a FROM scratch image.
+    auto r = c.Call("GET", ready ? "/readyz" : "/healthz");
+    std::printf("%s\n", r.status == 0 ? ErrorOf(r).c_str() : r.body.c_str());
+    return r.status == 200 ? 0 : 1;
+  }
   if (*apply) return Apply(c, files, wait, timeout_s);
   if (*get) {
     if (kind.starts_with("instance")) return GetInstances(c, pool.empty() ? name : pool, output);

@@ -1,0 +1,221 @@
+// End to end: charts/swarm deployed with `docker stack deploy` on a real
+// single-node swarm, with the locally built images (hack/build-images.sh).
+// The stack converges, matchmakerd (non-root, healthy) applies the pool it
+// was given as a Docker config, a client's JWT request through the
+// published API port is served, Prometheus scrapes matchmakerd over the
+// stack's overlay, and the stack is removed cleanly. The suite creates the
+// secrets and node label it needs and removes what it created. 127.0.0.1
+// only; one at a time (RESOURCE_LOCK dockerd).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "operator/http/blocking_client.h"
+#include "tests/support/engine.h"
+#include "tests/support/operator.h"
+
+namespace mm::testing {
+namespace {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr char kStack[] = "mme2e";
+constexpr char kSecret[] = "e2e-jwt-secret-0123456789abcdef0123456789";
+const char* const kImages[] = {"matchmaker/matchmakerd:dev", "matchmaker/gameserver:dev",
+                               "matchmaker/prometheus:dev"};
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string Token(const std::string& sub) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  jwt_add_grant(jwt, "sub", sub.c_str());
+  jwt_add_grant_int(jwt, "exp", static_cast<long>(std::time(nullptr)) + 300);
+  std::string key = kSecret;
+  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size()));
+  char* s = jwt_encode_str(jwt);
+  std::string out = s ? s : "";
+  free(s);
+  jwt_free(jwt);
+  return out;
+}
+
+// The one running matchmakerd container of the stack, or "".
+std::string MatchmakerdContainer() {
+  auto r = Docker({"ps", "-q", "--filter", std::string("label=com.docker.swarm.service.name=") + kStack + "_matchmakerd",
+                   "--filter", "status=running"});
+  auto ids = Lines(r.out);
+  return ids.size() == 1 ? ids[0] : "";
+}
+
+// mmctl inside the matchmakerd container: the admin API is not published.
+RunResult Mmctl(const std::string& container, std::vector<std::string> args) {
+  std::vector<std::string> argv = {"exec", container, "/usr/local/bin/mmctl", "--token-file",
+                                   "/run/secrets/matchmaker_admin_token"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Docker(argv);
+}
+
+class StackE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}}"}, 20s).out);
+    if (state == "inactive") {
+      auto r = Docker({"swarm", "init", "--advertise-addr", "127.0.0.1"});
+      initialized_ = r.exit_code == 0;
+      init_error_ = r.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    if (initialized_) Docker({"swarm", "leave", "--force"});
+  }
+  void SetUp() override {
+    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"}, 20s).out);
+    ASSERT_EQ(state, "active true") << "a swarm manager is needed: " << init_error_;
+    for (const char* image : kImages) {
+      ASSERT_EQ(Docker({"image", "inspect", image}).exit_code, 0) << image << " is missing: run hack/build-images.sh";
+    }
+    node_ = Trim(Docker({"info", "--format", "{{.Swarm.NodeID}}"}).out);
+    ASSERT_FALSE(node_.empty());
+    auto had = Docker({"node", "inspect", "--format", "{{index .Spec.Labels \"dev.matchmaker.data\"}}", node_});
+    labeled_ = Trim(had.out) != "true";
+    ASSERT_EQ(Docker({"node", "update", "--label-add", "dev.matchmaker.data=true", node_}).exit_code, 0);
+    std::string dir = ::testing::TempDir();
+    for (auto [name, value] : {std::pair{"matchmaker_admin_token", std::string("e2e-admin-token")},
+                               std::pair{"matchmaker_jwt_secret", std::string(kSecret)}}) {
+      std::string file = dir + "/" + name;
+      std::ofstream(file) << value << "\n";
+      auto r = Docker({"secret", "create", name, file});
+      std::filesystem::remove(file);
+      ASSERT_EQ(r.exit_code, 0) << "secret " << name << " exists already (a deployed stack?): " << r.err;
+      secrets_.push_back(name);
+    }
+  }
+  void TearDown() override {
+    // Whatever the test reached: pools deleted, stack removed, then what
+    // the suite created.
+    if (auto c = MatchmakerdContainer(); !c.empty()) Mmctl(c, {"delete", "pool", "deathmatch-eu", "--force"});
+    Docker({"stack", "rm", kStack});
+    Eventually([] { return Lines(Docker({"ps", "-aq", "--filter", std::string("label=com.docker.stack.namespace=") +
+                                                                     kStack}).out).empty(); }, 60s);
+    auto left = Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.managed-by=matchmakerd",
+                        "--filter", "label=dev.matchmaker.pool=deathmatch-eu"});
+    for (const auto& id : Lines(left.out)) Docker({"service", "rm", id});
+    for (const auto& s : secrets_) Docker({"secret", "rm", s});
+    Eventually([] { return Docker({"network", "inspect", "matchmaker-control"}).exit_code != 0 ||
+                           Docker({"network", "rm", "matchmaker-control"}).exit_code == 0; }, 30s);
+    Docker({"volume", "rm", std::string(kStack) + "_matchmaker-data", std::string(kStack) + "_prometheus-data"});
+    if (labeled_) Docker({"node", "update", "--label-rm", "dev.matchmaker.data", node_});
+  }
+  static inline bool initialized_ = false;
+  static inline std::string init_error_;
+  std::string node_;
+  bool labeled_ = false;
+  std::vector<std::string> secrets_;
+};
+
+TEST_F(StackE2E, DeployServesAClientAndIsScrapedThenRemovesCleanly) {
+  const int api_port = FreePort(), prom_port = FreePort();
+  ASSERT_GT(api_port, 0);
+  struct stat sock {};
+  ASSERT_EQ(::stat("/var/run/docker.sock", &sock), 0);
+  auto deploy = RunCommand({"/usr/bin/env", "DOCKER_GID=" + std::to_string(sock.st_gid),
+                            "MM_API_PORT=" + std::to_string(api_port), "PROMETHEUS_PORT=" + std::to_string(prom_port),
+                            "PROMETHEUS_IMAGE=matchmaker/prometheus:dev", Which("docker"), "stack", "deploy",
+                            "--compose-file", SourcePath("charts/swarm/matchmaker.yml"), kStack},
+                           120s);
+  ASSERT_EQ(deploy.exit_code, 0) << deploy.out << deploy.err;
+
+  // Converges: matchmakerd running, non-root, healthy by its HEALTHCHECK.
+  std::string c;
+  ASSERT_TRUE(Eventually([&] {
+    c = MatchmakerdContainer();
+    return !c.empty() && Trim(Docker({"inspect", "--format", "{{.State.Health.Status}}", c}).out) == "healthy";
+  }, 90s)) << Docker({"service", "ps", "--no-trunc", std::string(kStack) + "_matchmakerd"}).out
+           << Docker({"service", "logs", std::string(kStack) + "_matchmakerd"}).out;
+  EXPECT_EQ(Trim(Docker({"inspect", "--format", "{{.Config.User}}", c}).out),
+            "65532:" + std::to_string(sock.st_gid));
+
+  // The pool from the Docker config becomes Ready with its warm instances.
+  json::value pool;
+  ASSERT_TRUE(Eventually([&] {
+    auto r = Mmctl(c, {"get", "pools", "deathmatch-eu", "-o", "json"});
+    if (r.exit_code != 0) return false;
+    pool = json::parse(r.out);
+    return Count(pool, "ready") == 2 && ConditionStatus(pool, "Ready") == "True";
+  }, 90s)) << Mmctl(c, {"describe", "pool", "deathmatch-eu"}).out
+           << Docker({"service", "logs", std::string(kStack) + "_matchmakerd"}).out;
+
+  // A client through the published API port, with a JWT signed by the
+  // secret the stack mounted; the game port it is given echoes.
+  auto r = http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
+                          {{"Authorization", "Bearer " + Token("alice")}, {"Accept", "application/json"}});
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  auto doc = json::parse(r.body);
+  int game = static_cast<int>(doc.at("ports").at("game").as_int64());
+  EXPECT_EQ(doc.at("address").as_string(), "127.0.0.1:" + std::to_string(game));
+  EXPECT_EQ(Echo(game), "ping");
+  EXPECT_EQ(http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
+                           {{"Authorization", "Bearer not-a-token"}}).status, 401);
+
+  // Prometheus (the stack's service) scrapes matchmakerd over the overlay.
+  std::string seen;
+  EXPECT_TRUE(Eventually([&] {
+    auto q = http::HttpCall(static_cast<std::uint16_t>(prom_port), "GET",
+                            "/api/v1/query?query=matchmaker_pool_warm_target%7Bpool%3D%22deathmatch-eu%22%7D");
+    seen = q.body;
+    return q.status == 200 && seen.find("\"2\"]") != std::string::npos;
+  }, 60s)) << seen;
+
+  // Removal: pools first (their services are on the stack's network), then
+  // the stack; nothing of either is left.
+  auto del = Mmctl(c, {"delete", "pool", "deathmatch-eu", "--force"});
+  EXPECT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_TRUE(Eventually([] {
+    return Lines(Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.managed-by=matchmakerd",
+                        "--filter", "label=dev.matchmaker.pool=deathmatch-eu"}).out).empty();
+  }, 60s));
+  auto rm = Docker({"stack", "rm", kStack});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_TRUE(Eventually([] {
+    return Lines(Docker({"ps", "-aq", "--filter", std::string("label=com.docker.stack.namespace=") + kStack}).out)
+               .empty() &&
+           Lines(Docker({"service", "ls", "-q", "--filter", std::string("label=com.docker.stack.namespace=") + kStack})
+                     .out)
+               .empty() &&
+           Docker({"network", "inspect", "matchmaker-control"}).exit_code != 0;
+  }, 60s));
+  EXPECT_TRUE(Lines(Docker({"config", "ls", "-q", "--filter", std::string("label=com.docker.stack.namespace=") + kStack})
+                        .out)
+                  .empty());
+}
+
+}  // namespace
+}  // namespace mm::testing
