@@ -130,6 +130,8 @@ class Jwt : public Authorizer {
     if (!alg || !alg->is_string() || alg->get_string() != AlgName(alg_)) {
       return AuthError{"token algorithm not accepted"};
     }
+    // RFC 7515 4.1.11: extensions we do not understand must be refused.
+    if (header->contains("crit")) return AuthError{"token has critical header extensions"};
     if (!Verify(token.substr(0, dot2), *sig)) return AuthError{"invalid token"};
     auto claims = JsonObject(*payload_text);
     if (!claims) return AuthError{"invalid token"};

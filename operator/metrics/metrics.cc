@@ -51,6 +51,7 @@ struct Metrics::Impl {
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
   impl_->r.Set(impl_->build_info, {{"version", version}}, 1);
+  impl_->r.Touch(impl_->reconcile, {});  // at 0 before the first pass
 }
 
 Metrics::~Metrics() = default;

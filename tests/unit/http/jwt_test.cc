@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include <ctime>
@@ -72,6 +73,20 @@ std::string Auth(const Authorizer& a, const std::string& authorization) {
 
 const std::string kSecret = "0123456789abcdef0123456789abcdef";
 
+std::string B64Url(const std::string& in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  unsigned acc = 0;
+  int bits = 0;
+  for (unsigned char ch : in) {
+    acc = (acc << 8) | ch;
+    bits += 8;
+    while (bits >= 6) out += kAlphabet[(acc >> (bits -= 6)) & 63];
+  }
+  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
+  return out;
+}
+
 TEST(Base64Url, DecodesUnpaddedAndRefusesEverythingElse) {
   EXPECT_EQ(Base64UrlDecode(""), "");
   EXPECT_EQ(Base64UrlDecode("YQ"), "a");
@@ -82,6 +97,7 @@ TEST(Base64Url, DecodesUnpaddedAndRefusesEverythingElse) {
   EXPECT_EQ(Base64UrlDecode("a+b/"), std::nullopt);  // base64, not base64url
   EXPECT_EQ(Base64UrlDecode("YWJjZ"), std::nullopt); // 1 char past a group
   EXPECT_EQ(Base64UrlDecode("YR"), std::nullopt);    // non-zero leftover bits
+  for (std::string s : {"", "a", "ab", "abc", "\xff\x00\x10 binary"}) EXPECT_EQ(Base64UrlDecode(B64Url(s)), s);
 }
 
 TEST(Jwt, Hs256AcceptsAValidTokenAndReadsSub) {
@@ -110,6 +126,14 @@ TEST(Jwt, Hs256RefusesBadTokensWithTheReason) {
   std::string spliced = good.substr(0, d1) + other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
                         good.substr(d2);
   EXPECT_EQ(Auth(*a, "Bearer " + spliced), "error: invalid token");
+  // A header with "crit" (RFC 7515: must be understood), validly signed.
+  std::string input = B64Url(R"({"alg":"HS256","crit":["exp"],"exp":1})") + good.substr(d1, d2 - d1);
+  unsigned char mac[32];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_len);
+  std::string crit = input + "." + B64Url(std::string(reinterpret_cast<char*>(mac), mac_len));
+  EXPECT_EQ(Auth(*a, "Bearer " + crit), "error: token has critical header extensions");
   // One flipped signature character.
   std::string flipped = good;
   flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
