@@ -3,7 +3,9 @@
 // The stack converges, matchmakerd (non-root, healthy) applies the pool it
 // was given as a Docker config, a client's JWT request through the
 // published API port is served, Prometheus scrapes matchmakerd over the
-// stack's overlay, and the stack is removed cleanly. The suite creates the
+// stack's overlay; then the README's upgrade, rollback and backup steps keep
+// the game servers and the client's reservation; the stack is removed
+// cleanly. The suite creates the
 // secrets and node label it needs and removes what it created. 127.0.0.1
 // only; one at a time (RESOURCE_LOCK dockerd).
 #include <arpa/inet.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <ctime>
 #include <filesystem>
@@ -29,6 +32,8 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 constexpr char kStack[] = "mme2e";
+constexpr char kImage[] = "matchmaker/matchmakerd:dev";
+constexpr char kNextImage[] = "matchmaker/matchmakerd:e2e-next";  // the "new version": another tag
 constexpr char kSecret[] = "e2e-jwt-secret-0123456789abcdef0123456789";
 const char* const kImages[] = {"matchmaker/matchmakerd:dev", "matchmaker/gameserver:dev",
                                "matchmaker/prometheus:dev"};
@@ -83,6 +88,30 @@ RunResult Mmctl(const std::string& container, std::vector<std::string> args) {
   return Docker(argv);
 }
 
+// The game servers' service ids (the stack's own services are not labelled so).
+std::string GameServices() {
+  auto r = Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.managed-by=matchmakerd", "--filter",
+                   "label=dev.matchmaker.pool=deathmatch-eu"});
+  auto ids = Lines(r.out);
+  std::sort(ids.begin(), ids.end());
+  std::string out;
+  for (const auto& id : ids) out += id + " ";
+  return out;
+}
+
+// Waits for the one running matchmakerd container to be healthy and run
+// `image`; returns its id or "".
+std::string HealthyMatchmakerd(const std::string& image, std::chrono::seconds timeout = 90s) {
+  std::string c;
+  bool ok = Eventually([&] {
+    c = MatchmakerdContainer();
+    return !c.empty() &&
+           Trim(Docker({"inspect", "--format", "{{.State.Health.Status}} {{.Config.Image}}", c}).out) ==
+               "healthy " + image;
+  }, timeout);
+  return ok ? c : "";
+}
+
 class StackE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -128,6 +157,7 @@ class StackE2E : public ::testing::Test {
     auto left = Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.managed-by=matchmakerd",
                         "--filter", "label=dev.matchmaker.pool=deathmatch-eu"});
     for (const auto& id : Lines(left.out)) Docker({"service", "rm", id});
+    Docker({"image", "rm", kNextImage});
     for (const auto& s : secrets_) Docker({"secret", "rm", s});
     Eventually([] { return Docker({"network", "inspect", "matchmaker-control"}).exit_code != 0 ||
                            Docker({"network", "rm", "matchmaker-control"}).exit_code == 0; }, 30s);
@@ -141,17 +171,20 @@ class StackE2E : public ::testing::Test {
   std::vector<std::string> secrets_;
 };
 
-TEST_F(StackE2E, DeployServesAClientAndIsScrapedThenRemovesCleanly) {
+TEST_F(StackE2E, DeployServeUpgradeRollBackBackUpAndRemove) {
   const int api_port = FreePort(), prom_port = FreePort();
   ASSERT_GT(api_port, 0);
   struct stat sock {};
   ASSERT_EQ(::stat("/var/run/docker.sock", &sock), 0);
-  auto deploy = RunCommand({"/usr/bin/env", "DOCKER_GID=" + std::to_string(sock.st_gid),
-                            "MM_API_PORT=" + std::to_string(api_port), "PROMETHEUS_PORT=" + std::to_string(prom_port),
-                            "PROMETHEUS_IMAGE=matchmaker/prometheus:dev", Which("docker"), "stack", "deploy",
-                            "--compose-file", SourcePath("charts/swarm/matchmaker.yml"), kStack},
-                           120s);
-  ASSERT_EQ(deploy.exit_code, 0) << deploy.out << deploy.err;
+  auto deploy = [&](const std::string& image) {
+    return RunCommand({"/usr/bin/env", "DOCKER_GID=" + std::to_string(sock.st_gid),
+                       "MM_API_PORT=" + std::to_string(api_port), "PROMETHEUS_PORT=" + std::to_string(prom_port),
+                       "PROMETHEUS_IMAGE=matchmaker/prometheus:dev", "MATCHMAKERD_IMAGE=" + image, Which("docker"),
+                       "stack", "deploy", "--compose-file", SourcePath("charts/swarm/matchmaker.yml"), kStack},
+                      120s);
+  };
+  auto d = deploy(kImage);
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
 
   // Converges: matchmakerd running, non-root, healthy by its HEALTHCHECK.
   std::string c;
@@ -193,6 +226,52 @@ TEST_F(StackE2E, DeployServesAClientAndIsScrapedThenRemovesCleanly) {
     seen = q.body;
     return q.status == 200 && seen.find("\"2\"]") != std::string::npos;
   }, 60s)) << seen;
+
+  // Upgrade (README.md): deploy again with another image. stop-first; the
+  // new matchmakerd adopts the running game servers (same services) and
+  // knows alice's reservation from the journal on the volume.
+  const std::string services = GameServices();
+  const std::string alice_instance = std::string(doc.at("instance").as_string());
+  auto again = [&] {
+    auto a = http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
+                            {{"Authorization", "Bearer " + Token("alice")}, {"Accept", "application/json"}});
+    return a.status == 200 ? std::string(json::parse(a.body).at("instance").as_string()) : a.body + a.error;
+  };
+  ASSERT_EQ(Docker({"tag", kImage, kNextImage}).exit_code, 0);
+  d = deploy(kNextImage);
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+  c = HealthyMatchmakerd(kNextImage);
+  ASSERT_FALSE(c.empty()) << Docker({"service", "ps", "--no-trunc", std::string(kStack) + "_matchmakerd"}).out;
+  EXPECT_EQ(GameServices(), services) << "the upgrade must adopt, not replace";
+  EXPECT_TRUE(Eventually([&] { return again() == alice_instance; }, 30s)) << again();
+
+  // Roll back by hand: the previous image, the same game servers, alice too.
+  auto rb = Docker({"service", "rollback", "--detach", std::string(kStack) + "_matchmakerd"});
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  c = HealthyMatchmakerd(kImage);
+  ASSERT_FALSE(c.empty()) << Docker({"service", "ps", "--no-trunc", std::string(kStack) + "_matchmakerd"}).out;
+  EXPECT_EQ(GameServices(), services);
+  EXPECT_TRUE(Eventually([&] { return again() == alice_instance; }, 30s)) << again();
+
+  // Back up (README.md): scale to 0, archive the volume on the node, scale
+  // back; the archive holds the journal and the owner id.
+  const std::string svc = std::string(kStack) + "_matchmakerd";
+  ASSERT_EQ(Docker({"service", "scale", "--detach", svc + "=0"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([] { return MatchmakerdContainer().empty(); }, 60s));
+  std::string mount = Trim(Docker({"volume", "inspect", "--format", "{{.Mountpoint}}",
+                                   std::string(kStack) + "_matchmaker-data"}).out);
+  std::string archive = ::testing::TempDir() + "/matchmaker-data.tgz";
+  auto tar = RunCommand({Which("tar"), "-C", mount, "-czf", archive, "."});
+  ASSERT_EQ(tar.exit_code, 0) << tar.err;
+  auto listing = RunCommand({Which("tar"), "-tzf", archive});
+  std::filesystem::remove(archive);
+  EXPECT_NE(listing.out.find("./owner-id"), std::string::npos) << listing.out;
+  EXPECT_NE(listing.out.find("./state/journal"), std::string::npos) << listing.out;
+  EXPECT_EQ(GameServices(), services) << "game servers run on while matchmakerd is stopped";
+  ASSERT_EQ(Docker({"service", "scale", "--detach", svc + "=1"}).exit_code, 0);
+  c = HealthyMatchmakerd(kImage);
+  ASSERT_FALSE(c.empty());
+  EXPECT_TRUE(Eventually([&] { return again() == alice_instance; }, 30s)) << again();
 
   // Removal: pools first (their services are on the stack's network), then
   // the stack; nothing of either is left.
