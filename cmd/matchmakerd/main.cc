@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   app.add_option("--publish-ip", f.publish_ip, "docker: host address game ports are published on")
       ->envname("MM_PUBLISH_IP")->capture_default_str();
   app.add_option("--control-network", f.control_network,
-                 "docker: reach control ports at container addresses on this network (when matchmakerd runs on it)")
+                 "docker, swarm: reach control ports at container (task) addresses on this network, which matchmakerd is on; they are then not published")
       ->envname("MM_CONTROL_NETWORK");
   app.add_option("--docker-resync-ms", f.docker_resync_ms, "docker: full container list compare period (tests)")
       ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("");
