@@ -8,22 +8,17 @@
 // cleanly. The suite creates the
 // secrets and node label it needs and removes what it created. 127.0.0.1
 // only; one at a time (RESOURCE_LOCK dockerd).
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <jwt.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 
 #include "operator/http/blocking_client.h"
 #include "tests/support/engine.h"
+#include "tests/support/jwt_sign.h"
 #include "tests/support/operator.h"
 
 namespace mm::testing {
@@ -37,40 +32,6 @@ constexpr char kNextImage[] = "matchmaker/matchmakerd:e2e-next";  // the "new ve
 constexpr char kSecret[] = "e2e-jwt-secret-0123456789abcdef0123456789";
 const char* const kImages[] = {"matchmaker/matchmakerd:dev", "matchmaker/gameserver:dev",
                                "matchmaker/prometheus:dev"};
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-std::string Token(const std::string& sub) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  jwt_add_grant(jwt, "sub", sub.c_str());
-  jwt_add_grant_int(jwt, "exp", static_cast<long>(std::time(nullptr)) + 300);
-  std::string key = kSecret;
-  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size()));
-  char* s = jwt_encode_str(jwt);
-  std::string out = s ? s : "";
-  free(s);
-  jwt_free(jwt);
-  return out;
-}
 
 // The one running matchmakerd container of the stack, or "".
 std::string MatchmakerdContainer() {
@@ -114,20 +75,12 @@ std::string HealthyMatchmakerd(const std::string& image, std::chrono::seconds ti
 
 class StackE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}}"}, 20s).out);
-    if (state == "inactive") {
-      auto r = Docker({"swarm", "init", "--advertise-addr", "127.0.0.1"});
-      initialized_ = r.exit_code == 0;
-      init_error_ = r.err;
-    }
-  }
+  static void SetUpTestSuite() { initialized_ = InitSwarmIfInactive(&init_error_); }
   static void TearDownTestSuite() {
     if (initialized_) Docker({"swarm", "leave", "--force"});
   }
   void SetUp() override {
-    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"}, 20s).out);
-    ASSERT_EQ(state, "active true") << "a swarm manager is needed: " << init_error_;
+    ASSERT_EQ(SwarmManagerState(), "active true") << "a swarm manager is needed: " << init_error_;
     for (const char* image : kImages) {
       ASSERT_EQ(Docker({"image", "inspect", image}).exit_code, 0) << image << " is missing: run hack/build-images.sh";
     }
@@ -209,7 +162,7 @@ TEST_F(StackE2E, DeployServeUpgradeRollBackBackUpAndRemove) {
   // A client through the published API port, with a JWT signed by the
   // secret the stack mounted; the game port it is given echoes.
   auto r = http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
-                          {{"Authorization", "Bearer " + Token("alice")}, {"Accept", "application/json"}});
+                          {{"Authorization", "Bearer " + SignJwt("HS256", kSecret, {.sub = "alice", .exp_in = 300})}, {"Accept", "application/json"}});
   ASSERT_EQ(r.status, 200) << r.body << r.error;
   auto doc = json::parse(r.body);
   int game = static_cast<int>(doc.at("ports").at("game").as_int64());
@@ -234,7 +187,7 @@ TEST_F(StackE2E, DeployServeUpgradeRollBackBackUpAndRemove) {
   const std::string alice_instance = std::string(doc.at("instance").as_string());
   auto again = [&] {
     auto a = http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
-                            {{"Authorization", "Bearer " + Token("alice")}, {"Accept", "application/json"}});
+                            {{"Authorization", "Bearer " + SignJwt("HS256", kSecret, {.sub = "alice", .exp_in = 300})}, {"Accept", "application/json"}});
     return a.status == 200 ? std::string(json::parse(a.body).at("instance").as_string()) : a.body + a.error;
   };
   ASSERT_EQ(Docker({"tag", kImage, kNextImage}).exit_code, 0);

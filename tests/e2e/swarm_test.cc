@@ -28,11 +28,6 @@ std::string ServicePool(const std::string& name, int warm, const std::string& ex
          "    controlPort: 3000\n" + extra_template;
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 class SwarmOperator : public Operator {
  public:
   explicit SwarmOperator(const std::string& name) : Operator(name) {
@@ -79,20 +74,12 @@ bool Settled(SwarmOperator& op, const std::string& pool, std::int64_t ready) {
 
 class SwarmE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}}"}, 20s).out);
-    if (state == "inactive") {
-      auto r = Docker({"swarm", "init", "--advertise-addr", "127.0.0.1"});
-      initialized_ = r.exit_code == 0;
-      init_error_ = r.err;
-    }
-  }
+  static void SetUpTestSuite() { initialized_ = InitSwarmIfInactive(&init_error_); }
   static void TearDownTestSuite() {
     if (initialized_) Docker({"swarm", "leave", "--force"});
   }
   void SetUp() override {
-    auto state = Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"}, 20s).out);
-    ASSERT_EQ(state, "active true") << "a swarm manager is needed: " << init_error_;
+    ASSERT_EQ(SwarmManagerState(), "active true") << "a swarm manager is needed: " << init_error_;
     ASSERT_EQ(Docker({"image", "inspect", kImage}).exit_code, 0) << kImage << " is missing: run hack/build-images.sh";
   }
   static inline bool initialized_ = false;

@@ -1,7 +1,6 @@
 // POST /request against a real matchmakerd with real mm-gameserver instances.
 
 #include <gtest/gtest.h>
-#include <jwt.h>
 #include <signal.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/support/jwt_sign.h"
 #include "tests/support/operator.h"
 
 namespace mm::testing {
@@ -309,25 +309,9 @@ TEST(Allocation, ForcedDeletionStopsBusyInstancesToo) {
 
 // A signed token: alg "HS256" (key = secret), "ES256" or "RS256" (key =
 // private PEM) or "none"; exp and nbf relative to now, 0 nbf = none.
-std::string MakeToken(const std::string& alg_name, const std::string& key, const std::string& sub, long exp_in,
+std::string MakeToken(const std::string& alg, const std::string& key, const std::string& sub, long exp_in,
                       long nbf_in = 0) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  if (!sub.empty()) jwt_add_grant(jwt, "sub", sub.c_str());
-  long now = static_cast<long>(std::time(nullptr));
-  jwt_add_grant_int(jwt, "exp", now + exp_in);
-  if (nbf_in) jwt_add_grant_int(jwt, "nbf", now + nbf_in);
-  jwt_alg_t alg = alg_name == "none"    ? JWT_ALG_NONE
-                  : alg_name == "ES256" ? JWT_ALG_ES256
-                  : alg_name == "RS256" ? JWT_ALG_RS256
-                                        : JWT_ALG_HS256;
-  jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
-              alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
-  char* s = jwt_encode_str(jwt);
-  std::string out = s ? s : "";
-  free(s);
-  jwt_free(jwt);
-  return out;
+  return SignJwt(alg, key, {.sub = sub, .exp_in = exp_in, .nbf_in = nbf_in});
 }
 
 TEST(Allocation, JwtAcceptsValidTokensAndRejectsTheRest) {

@@ -3,9 +3,6 @@
 // matchmakerd exports; a real Prometheus server scrapes it and answers
 // queries with the values the daemon has.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
@@ -95,18 +92,6 @@ TEST_F(Prometheus, EveryMetricTheDashboardUsesIsExported) {
   for (const auto& name : used) {
     EXPECT_NE(metrics_.find("# TYPE " + name + " "), std::string::npos) << name << " is used by the dashboard";
   }
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 // One instant-vector query; the first sample's value, or "" when none.

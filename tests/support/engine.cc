@@ -60,4 +60,37 @@ std::string UnixTime() {
   return buf;
 }
 
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+bool InitSwarmIfInactive(std::string* error) {
+  using namespace std::chrono_literals;
+  if (Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}}"}, 20s).out) != "inactive") return false;
+  auto r = Docker({"swarm", "init", "--advertise-addr", "127.0.0.1"});
+  if (error) *error = r.err;
+  return r.exit_code == 0;
+}
+
+std::string SwarmManagerState() {
+  using namespace std::chrono_literals;
+  return Trim(Docker({"info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"}, 20s).out);
+}
+
 }  // namespace mm::testing

@@ -21,5 +21,16 @@ std::vector<std::string> Lines(const std::string& s);
 std::string Echo(int port);
 // Now as seconds.nanoseconds since the epoch.
 std::string UnixTime();
+// `s` without trailing newlines and spaces (CLI output).
+std::string Trim(std::string s);
+// A TCP port on 127.0.0.1 that the kernel just chose (0 if none).
+int FreePort();
+
+// Makes this engine a single-node swarm manager (advertise 127.0.0.1) when it
+// is in no swarm. True when it did, so the caller leaves it again with
+// `docker swarm leave --force`; *error gets the CLI's words on failure.
+bool InitSwarmIfInactive(std::string* error);
+// "active true" when this engine is a swarm manager.
+std::string SwarmManagerState();
 
 }  // namespace mm::testing

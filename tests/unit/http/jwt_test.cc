@@ -1,7 +1,6 @@
 // JWT verification (OpenSSL, operator/http/auth.cc) against tokens signed
 // by another implementation (libjwt), with keys made in memory.
 #include <gtest/gtest.h>
-#include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -10,9 +9,11 @@
 #include <memory>
 
 #include "operator/http/auth.h"
+#include "tests/support/jwt_sign.h"
 
 namespace mm::http {
 namespace {
+using mm::testing::SignJwt;
 
 struct KeyPair {
   std::string private_pem, public_pem;
@@ -31,29 +32,6 @@ KeyPair MakeKey(const char* type, const char* param) {
     return std::string(data, static_cast<std::size_t>(n));
   };
   return {pem(true), pem(false)};
-}
-
-struct Claims {
-  std::string sub = "alice";
-  long exp_in = 60;
-  bool exp = true;
-  long nbf_in = 0;
-};
-
-std::string Sign(jwt_alg_t alg, const std::string& key, const Claims& c = {}) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  long now = static_cast<long>(std::time(nullptr));
-  if (!c.sub.empty()) jwt_add_grant(jwt, "sub", c.sub.c_str());
-  if (c.exp) jwt_add_grant_int(jwt, "exp", now + c.exp_in);
-  if (c.nbf_in) jwt_add_grant_int(jwt, "nbf", now + c.nbf_in);
-  jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? nullptr : reinterpret_cast<const unsigned char*>(key.data()),
-              alg == JWT_ALG_NONE ? 0 : static_cast<int>(key.size()));
-  char* s = jwt_encode_str(jwt);
-  std::string out = s ? s : "";
-  free(s);
-  jwt_free(jwt);
-  return out;
 }
 
 std::unique_ptr<Authorizer> Make(std::variant<std::unique_ptr<Authorizer>, std::string> r) {
@@ -103,26 +81,26 @@ TEST(Base64Url, DecodesUnpaddedAndRefusesEverythingElse) {
 TEST(Jwt, Hs256AcceptsAValidTokenAndReadsSub) {
   auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
   ASSERT_TRUE(a);
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret)), "alice");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret)), "alice");
 }
 
 TEST(Jwt, Hs256RefusesBadTokensWithTheReason) {
   auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
   ASSERT_TRUE(a);
-  std::string good = Sign(JWT_ALG_HS256, kSecret);
+  std::string good = SignJwt("HS256", kSecret);
   EXPECT_EQ(Auth(*a, good), "error: missing bearer token");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, std::string(32, 'z'))), "error: invalid token");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_NONE, "")), "error: token algorithm not accepted");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.exp_in = -10})), "error: token expired");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.nbf_in = 30})), "error: token not valid yet");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.exp = false})), "error: token has no exp");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, kSecret, {.sub = ""})), "error: token has no sub");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", std::string(32, 'z'))), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("none", "")), "error: token algorithm not accepted");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = -10})), "error: token expired");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.nbf_in = 30})), "error: token not valid yet");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp = false})), "error: token has no exp");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.sub = ""})), "error: token has no sub");
   EXPECT_EQ(Auth(*a, "Bearer " + std::string(9000, 'a')), "error: token too large");
   EXPECT_EQ(Auth(*a, "Bearer a.b"), "error: invalid token");
   EXPECT_EQ(Auth(*a, "Bearer " + good + ".x"), "error: invalid token");
   // A payload swapped under a valid signature.
   auto d1 = good.find('.'), d2 = good.rfind('.');
-  std::string other = Sign(JWT_ALG_HS256, kSecret, {.sub = "mallory"});
+  std::string other = SignJwt("HS256", kSecret, {.sub = "mallory"});
   std::string spliced = good.substr(0, d1) + other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
                         good.substr(d2);
   EXPECT_EQ(Auth(*a, "Bearer " + spliced), "error: invalid token");
@@ -144,23 +122,23 @@ TEST(Jwt, Rs256PinsTheAlgorithmToTheRsaKey) {
   KeyPair k = MakeKey("RSA", nullptr);
   auto a = Make(JwtAuthorizerFromPublicKey(k.public_pem));
   ASSERT_TRUE(a);
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_RS256, k.private_pem, {.sub = "dave"})), "dave");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("RS256", k.private_pem, {.sub = "dave"})), "dave");
   // Key confusion: HS256 keyed with the public PEM.
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, k.public_pem)), "error: token algorithm not accepted");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", k.public_pem)), "error: token algorithm not accepted");
   KeyPair other = MakeKey("RSA", nullptr);
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_RS256, other.private_pem)), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("RS256", other.private_pem)), "error: invalid token");
 }
 
 TEST(Jwt, Es256VerifiesRawSignaturesWithTheP256Key) {
   KeyPair k = MakeKey("EC", "P-256");
   auto a = Make(JwtAuthorizerFromPublicKey(k.public_pem));
   ASSERT_TRUE(a);
-  std::string good = Sign(JWT_ALG_ES256, k.private_pem, {.sub = "carol"});
+  std::string good = SignJwt("ES256", k.private_pem, {.sub = "carol"});
   EXPECT_EQ(Auth(*a, "Bearer " + good), "carol");
   KeyPair other = MakeKey("EC", "P-256");
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_ES256, other.private_pem)), "error: invalid token");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("ES256", other.private_pem)), "error: invalid token");
   EXPECT_EQ(Auth(*a, "Bearer " + good.substr(0, good.size() - 4)), "error: invalid token");  // short signature
-  EXPECT_EQ(Auth(*a, "Bearer " + Sign(JWT_ALG_HS256, k.public_pem)), "error: token algorithm not accepted");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", k.public_pem)), "error: token algorithm not accepted");
 }
 
 TEST(Jwt, KeysThatDoNotFitTheAlgorithmAreRefusedAtStart) {
