@@ -91,6 +91,30 @@ struct Flags {
   int queue_ttl_s = 60;
 };
 
+// How long a graceful stop may wait for attempts in flight: the longest
+// handshake any pool allows (every retry timing out, with its cooldowns),
+// twice (an attempt may move on to a second instance), plus a second for
+// the journal.
+std::chrono::milliseconds StopBound(const mm::reconcile::Controller& controller) {
+  long long longest = 0;
+  for (const auto& p : controller.List()) {
+    const auto& r = p.spec.reservation;
+    longest = std::max<long long>(longest, 1LL * r.timeoutMs * (r.retries + 1) + 1LL * r.cooldownMs * r.retries);
+  }
+  return std::chrono::milliseconds(2 * longest + 1000);
+}
+
+// Polls `done` every 10 ms; stops `io` when it holds or at `deadline`.
+void WaitThenStop(boost::asio::io_context& io, std::chrono::steady_clock::time_point deadline,
+                  std::function<bool()> done) {
+  if (done() || std::chrono::steady_clock::now() >= deadline) {
+    if (!done()) spdlog::warn("stop: requests still in flight at the deadline; stopping anyway");
+    return io.stop();
+  }
+  auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(10));
+  timer->async_wait([&io, deadline, done = std::move(done), timer](auto) { WaitThenStop(io, deadline, done); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,7 +276,8 @@ int main(int argc, char** argv) {
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
   mm::http::ClientApi client_api(allocator, *auth);
-  mm::http::AdminApi admin(controller, metrics, token, [&backend]() -> std::optional<std::string> {
+  mm::http::AdminApi admin(controller, metrics, token, [&backend, &controller]() -> std::optional<std::string> {
+    if (auto err = controller.JournalError()) return "journal cannot write: " + *err;
     if (backend.Available()) return std::nullopt;
     return "backend unavailable: " + backend.UnavailableReason();
   });
@@ -282,13 +307,20 @@ int main(int argc, char** argv) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](auto ec, int sig) {
     if (ec) return;
-    spdlog::info("signal {}: stopping (instances keep running)", sig);
+    // Stop accepting, let every request in flight finish (handshakes,
+    // journal writes), answer long-polls now, then exit; instances keep
+    // running. Bounded by the longest handshake the pools allow.
+    auto bound = StopBound(controller);
+    spdlog::info("signal {}: stopping: finishing in-flight requests (at most {} ms; instances keep running)", sig,
+                 bound.count());
     client_server.Stop();
     admin_server.Stop();
     controller.Stop();
-    // Let in-flight responses go out, then stop.
-    auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(200));
-    timer->async_wait([&io, timer](auto) { io.stop(); });
+    auto drained = std::make_shared<bool>(false);
+    allocator.Stop([drained] { *drained = true; });
+    WaitThenStop(io, std::chrono::steady_clock::now() + bound, [&, drained] {
+      return *drained && client_server.connections() == 0 && admin_server.connections() == 0;
+    });
   });
   spdlog::info("matchmakerd {} backend={} admin={}:{} client={}:{} auth={} data-dir={}", MM_VERSION, f.backend,
                admin_addr->first, admin_server.port(), client_addr->first, client_server.port(), f.auth, f.data_dir);

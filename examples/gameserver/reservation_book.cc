@@ -1,5 +1,7 @@
 #include "examples/gameserver/reservation_book.h"
 
+#include <algorithm>
+
 namespace mm::gameserver {
 
 bool ReservationBook::Reserve(const std::string& id) {
@@ -7,6 +9,12 @@ bool ReservationBook::Reserve(const std::string& id) {
   if (ids_.size() >= capacity_) return false;
   ids_.insert(id);
   return true;
+}
+
+std::vector<std::string> ReservationBook::List() const {
+  std::vector<std::string> out(ids_.begin(), ids_.end());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace mm::gameserver

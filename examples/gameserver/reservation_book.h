@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace mm::gameserver {
 
@@ -17,6 +18,10 @@ class ReservationBook {
   // or the one it already had (idempotent). False: full.
   bool Reserve(const std::string& id);
   bool Holds(const std::string& id) const { return ids_.contains(id); }
+  // Frees `id`'s slot (a player left); false when it held none.
+  bool Release(const std::string& id) { return ids_.erase(id) > 0; }
+  // Every id holding a slot, sorted.
+  std::vector<std::string> List() const;
   std::size_t size() const { return ids_.size(); }
   std::size_t capacity() const { return capacity_; }
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "api/reservation/client_id.h"
+#include "operator/allocate/decisions.h"
 #include "operator/http/client.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
@@ -30,21 +31,37 @@ std::string AddressOf(const std::string& host, const std::map<std::string, int>&
 
 namespace {
 
+// One request waiting for an attempt's answer.
+struct Waiter {
+  std::function<void(Result)> done;
+  std::chrono::milliseconds wait{0};  // long-poll while queued
+};
+
+// The one attempt in flight for a client id (single flight): every request
+// for that id meanwhile joins it and gets the same answer.
 struct Attempt {
-  Request req;
+  std::string client;
   std::vector<std::string> pools;
   std::set<std::string> tried;  // "pool/instance" that refused or failed
   SteadyClock::time_point start = SteadyClock::now();
-  bool from_queue = false;
-  std::function<void(Result)> done;
+  bool from_queue = false;  // started by serving the queue
+  bool reserved = false;    // a server granted a slot (in memory, maybe not yet durable)
+  std::vector<Waiter> waiters;
 };
 
 struct Queued {
   std::vector<std::string> pools;
   SteadyClock::time_point deadline;
-  bool serving = false;  // an attempt for it is in flight
   std::vector<std::function<void(Result)>> waiters;  // long-polls
 };
+
+Result Unavailable(std::string message, int retry_after_s = 1) {
+  Result r;
+  r.kind = Result::Kind::kUnavailable;
+  r.message = std::move(message);
+  r.retry_after_s = retry_after_s;
+  return r;
+}
 
 }  // namespace
 
@@ -56,6 +73,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   reconcile::Controller& controller;
   metrics::Metrics* metrics;
   Options options;
+  std::unordered_map<std::string, std::shared_ptr<Attempt>> flights;  // client -> its attempt
   std::set<std::string> handshaking;  // "pool/instance"
   std::deque<std::shared_ptr<Attempt>> blocked;  // every candidate was mid-handshake
   std::map<std::string, std::deque<std::string>> queues;  // pool -> clients, FIFO
@@ -63,6 +81,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   std::map<std::string, int> capacity;  // pool -> largest slot count seen on a Full instance
   http::KeepAliveClient client;          // connections to instances, reused
   net::steady_timer sweeper;
+  bool stopping = false;
+  std::function<void()> drained;  // called once no attempt is in flight (Stop)
 
   static std::string Key(const std::string& pool, const std::string& name) { return pool + "/" + name; }
 
@@ -102,7 +122,18 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     return r;
   }
 
+  std::shared_ptr<Attempt> Begin(const std::string& client, std::vector<std::string> pools, bool from_queue) {
+    auto a = std::make_shared<Attempt>();
+    a->client = client;
+    a->pools = std::move(pools);
+    a->from_queue = from_queue;
+    flights[client] = a;
+    return a;
+  }
+
+  // Ends the client's attempt: every request that joined it gets `r`.
   void Finish(const std::shared_ptr<Attempt>& a, Result r) {
+    if (auto it = flights.find(a->client); it != flights.end() && it->second == a) flights.erase(it);
     if (metrics && !a->from_queue) {
       const char* result = r.kind == Result::Kind::kAllocated ? "allocated"
                            : r.kind == Result::Kind::kQueued  ? "queued"
@@ -111,7 +142,84 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       double s = std::chrono::duration<double>(SteadyClock::now() - a->start).count();
       metrics->Allocation(r.pool.empty() ? (a->pools.empty() ? "" : a->pools.front()) : r.pool, result, s);
     }
-    a->done(std::move(r));
+    if (a->reserved) {
+      // The client holds a slot now (durable or not yet): it leaves the
+      // queue, and its long-polls get this answer.
+      if (auto q = queued.find(a->client); q != queued.end()) {
+        auto waiters = std::move(q->second.waiters);
+        auto pools = q->second.pools;
+        queued.erase(q);
+        for (const auto& p : pools) UpdatePending(p);
+        for (auto& w : waiters) w(r);
+      }
+    }
+    auto waiters = std::move(a->waiters);
+    a->waiters.clear();
+    for (auto& w : waiters) {
+      if (r.kind == Result::Kind::kQueued && w.wait.count() > 0 && !stopping) {
+        LongPoll(a->client, std::move(w), r);
+      } else {
+        w.done(r);
+      }
+    }
+    if (stopping && flights.empty() && drained) std::exchange(drained, nullptr)();
+  }
+
+  // Answers `w` when its queued client is served, or with `queued_result`
+  // (202) when its wait is over.
+  void LongPoll(const std::string& client, Waiter w, const Result& queued_result) {
+    auto q = queued.find(client);
+    if (q == queued.end()) return w.done(queued_result);
+    auto done = std::make_shared<std::function<void(Result)>>(std::move(w.done));
+    auto timer = std::make_shared<net::steady_timer>(io, w.wait);
+    auto fired = std::make_shared<bool>(false);
+    q->second.waiters.push_back([done, fired, timer](Result res) {
+      if (std::exchange(*fired, true)) return;
+      timer->cancel();
+      (*done)(std::move(res));
+    });
+    timer->async_wait([done, fired, queued_result](auto ec) {
+      if (ec || std::exchange(*fired, true)) return;
+      (*done)(queued_result);
+    });
+  }
+
+  // A client that holds a slot: the same server while it still holds it.
+  void Held(const std::shared_ptr<Attempt>& a, reconcile::Controller::Holding h) {
+    if (!h.durable) {
+      // The server granted it but the journal could not record it yet.
+      return controller.SyncReservation(h, a->client, [self = shared_from_this(), a, h](auto err) {
+        if (err) return self->Finish(a, Unavailable("the reservation is not recorded yet: " + *err));
+        auto now_durable = h;
+        now_durable.durable = true;
+        self->Held(a, now_durable);
+      });
+    }
+    auto* ps = controller.Find(h.pool);
+    const Instance* inst = ps ? ps->Find(h.instance) : nullptr;
+    if (!inst) return Try(a);
+    http::ClientRequest verify{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "GET",
+                               "/reservation/" + reservation::PercentEncode(a->client), "",
+                               std::chrono::milliseconds(ps->pool().spec.reservation.timeoutMs)};
+    client.Call(verify, [self = shared_from_this(), a, h](http::ClientResponse r) {
+      auto* ps = self->controller.Find(h.pool);
+      const Instance* inst = ps ? ps->Find(h.instance) : nullptr;
+      switch (JudgeVerify(inst ? r.status : 404)) {
+        case Verify::kSame:
+          return self->Finish(a, self->Allocated(h.pool, *inst));
+        case Verify::kGone:
+          // Forgotten durably before a new slot is taken: a restart must
+          // never find the client on two servers.
+          return self->controller.Release(h.pool, h.instance, a->client, [self, a](auto err) {
+            if (err) return self->Finish(a, Unavailable("could not record the released reservation: " + *err));
+            self->Try(a);
+          });
+        case Verify::kUnknown:
+          spdlog::warn("pool {}: verifying {} on {} failed: {}", h.pool, a->client, h.instance,
+                       r.status ? "HTTP " + std::to_string(r.status) : r.error);
+          return self->Finish(a, Unavailable("the game server holding the client's slot did not answer; retry"));
+      }
+    });
   }
 
   void Try(const std::shared_ptr<Attempt>& a) {
@@ -119,16 +227,16 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     for (const auto& pool : a->pools) {
       auto* ps = controller.Find(pool);
       if (!ps || ps->deleting) continue;
-      std::size_t want = a->tried.size() + handshaking.size() + 1;
-      for (const Instance* c : ps->Candidates(want)) {
-        std::string key = Key(pool, c->name);
-        if (a->tried.contains(key)) continue;
-        if (handshaking.contains(key)) {
-          waiting_on_handshake = true;
-          continue;
-        }
-        return Handshake(a, pool, c->name, ps->pool().spec.reservation.retries);
+      std::vector<std::string> keys;
+      for (const Instance* c : ps->Candidates(a->tried.size() + handshaking.size() + 1)) {
+        keys.push_back(Key(pool, c->name));
       }
+      Pick pick = PickCandidate(keys, a->tried, handshaking);
+      if (pick.index >= 0) {
+        std::string name = keys[pick.index].substr(pool.size() + 1);
+        return Handshake(a, pool, name, ps->pool().spec.reservation.retries);
+      }
+      waiting_on_handshake = waiting_on_handshake || pick.blocked;
     }
     if (waiting_on_handshake) {
       blocked.push_back(a);  // retried as soon as a handshake ends
@@ -146,7 +254,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     handshaking.insert(key);
     const auto& policy = ps->pool().spec.reservation;
     http::ClientRequest hreq{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "POST",
-                             "/reservation/" + reservation::PercentEncode(a->req.client), "",
+                             "/reservation/" + reservation::PercentEncode(a->client), "",
                              std::chrono::milliseconds(policy.timeoutMs)};
     client.Call(hreq, [self = shared_from_this(), a, pool, name, key, retries_left,
                        cooldown = policy.cooldownMs](http::ClientResponse r) {
@@ -161,51 +269,41 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     if (metrics) metrics->Reservation(pool, r.status);
     auto* ps = controller.Find(pool);
     const Instance* inst = ps ? ps->Find(name) : nullptr;
+    bool live = inst && inst->state != InstanceState::kTerminating && inst->state != InstanceState::kExited;
     std::string key = Key(pool, name);
-    if (!inst || inst->state == InstanceState::kTerminating || inst->state == InstanceState::kExited) {
-      a->tried.insert(key);
-      return Try(a);
+    switch (JudgeHandshake(r.status, retries_left, live)) {
+      case allocate::Handshake::kReserved: {
+        Result ok = Allocated(pool, *inst);
+        a->reserved = true;
+        // In memory at once (the server holds the player), acknowledged
+        // only once durable.
+        return controller.Reserve(pool, name, a->client, [self = shared_from_this(), a, ok](auto err) {
+          if (err) return self->Finish(a, Unavailable("could not record the reservation: " + *err));
+          self->Finish(a, ok);
+        });
+      }
+      case allocate::Handshake::kFull:
+        capacity[pool] = std::max(capacity[pool], static_cast<int>(inst->reservations.size()));
+        controller.MarkFull(pool, name);
+        a->tried.insert(key);
+        return Try(a);
+      case allocate::Handshake::kRetry: {
+        auto timer = std::make_shared<net::steady_timer>(io, std::chrono::milliseconds(cooldown_ms));
+        timer->async_wait([self = shared_from_this(), a, pool, name, retries_left, timer](auto) {
+          self->Handshake(a, pool, name, retries_left - 1);
+        });
+        return;
+      }
+      case allocate::Handshake::kSkip:
+        // A transport failure after every retry, or an unexpected status:
+        // this instance is skipped for this client, who is served elsewhere.
+        spdlog::warn("pool {}: reservation on {} failed: {}", pool, name,
+                     r.status ? "HTTP " + std::to_string(r.status) : r.error);
+        [[fallthrough]];
+      case allocate::Handshake::kGone:
+        a->tried.insert(key);
+        return Try(a);
     }
-    if (r.status == 200) {
-      bool was_ready = inst->state == InstanceState::kReady;
-      ps->AddReservation(name, a->req.client);
-      if (was_ready) controller.Enqueue(pool);  // the warm pool shrank: refill now
-      Result ok = Allocated(pool, *inst);
-      // Durable before it is acknowledged.
-      controller.PersistReservation(pool, name, a->req.client, true,
-                                    [self = shared_from_this(), a, ok](std::optional<std::string> err) {
-                                      if (err) {
-                                        Result fail;
-                                        fail.kind = Result::Kind::kUnavailable;
-                                        fail.message = "could not record the reservation: " + *err;
-                                        return self->Finish(a, std::move(fail));
-                                      }
-                                      self->Finish(a, ok);
-                                    });
-      return;
-    }
-    if (r.status == 403) {
-      int held = static_cast<int>(inst->reservations.size());
-      capacity[pool] = std::max(capacity[pool], held);
-      ps->SetState(name, InstanceState::kFull);
-      controller.Persist(*ps->Find(name));
-      controller.Enqueue(pool);
-      a->tried.insert(key);
-      return Try(a);
-    }
-    if (r.status == 0 && retries_left > 0) {
-      auto timer = std::make_shared<net::steady_timer>(io, std::chrono::milliseconds(cooldown_ms));
-      timer->async_wait([self = shared_from_this(), a, pool, name, retries_left, timer](auto) {
-        self->Handshake(a, pool, name, retries_left - 1);
-      });
-      return;
-    }
-    // A transport failure after every retry, or an unexpected status: this
-    // instance is skipped for this client, who is served elsewhere.
-    spdlog::warn("pool {}: reservation on {} failed: {}", pool, name,
-                 r.status ? "HTTP " + std::to_string(r.status) : r.error);
-    a->tried.insert(key);
-    Try(a);
   }
 
   void RetryBlocked() {
@@ -214,11 +312,19 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     for (auto& a : again) Try(a);
   }
 
+  // Nothing can take the client now: it waits in line (202), keeping its
+  // place if it had one.
   void Enqueue(const std::shared_ptr<Attempt>& a) {
-    const std::string& client = a->req.client;
+    const std::string& client = a->client;
     auto it = queued.find(client);
-    if (it == queued.end() && a->from_queue) return;  // cancelled meanwhile
     if (it == queued.end()) {
+      if (a->from_queue) {
+        // Cancelled meanwhile: nobody waits for it.
+        Result r;
+        r.kind = Result::Kind::kNotFound;
+        r.message = "cancelled";
+        return Finish(a, std::move(r));
+      }
       for (const auto& pool : a->pools) {
         if (queues[pool].size() >= options.queue_limit) {
           Result full;
@@ -228,53 +334,34 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
           return Finish(a, std::move(full));
         }
       }
-      Queued q{a->pools, SteadyClock::now() + options.queue_ttl, false, {}};
+      Queued q{a->pools, SteadyClock::now() + options.queue_ttl, {}};
       it = queued.emplace(client, std::move(q)).first;
       for (const auto& pool : a->pools) queues[pool].push_back(client);
     }
-    it->second.serving = false;
     it->second.deadline = SteadyClock::now() + options.queue_ttl;
-    for (const auto& pool : a->pools) {
+    for (const auto& pool : it->second.pools) {
       controller.Enqueue(pool);  // demand changed: the reconciler may grow the pool
       UpdatePending(pool);
     }
-    if (a->from_queue) return;  // still waiting; nobody to answer now
     Result r;
     r.kind = Result::Kind::kQueued;
-    r.pool = a->pools.size() == 1 ? a->pools.front() : "";
+    r.pool = it->second.pools.size() == 1 ? it->second.pools.front() : "";
     r.message = "queued: no instance can take the client yet";
-    if (a->req.wait.count() > 0) {
-      // Long-poll: answer when served, or 202 when the wait is over.
-      auto done = std::make_shared<std::function<void(Result)>>(
-          [self = shared_from_this(), a](Result res) { self->Finish(a, std::move(res)); });
-      auto timer = std::make_shared<net::steady_timer>(io, a->req.wait);
-      auto fired = std::make_shared<bool>(false);
-      it->second.waiters.push_back([done, fired, timer](Result res) {
-        if (std::exchange(*fired, true)) return;
-        timer->cancel();
-        (*done)(std::move(res));
-      });
-      timer->async_wait([done, fired, r](auto ec) {
-        if (ec || std::exchange(*fired, true)) return;
-        (*done)(r);
-      });
-      return;
-    }
     Finish(a, std::move(r));
   }
 
   // Serves queued clients of `pool` first-come while instances can take them.
-  // A client keeps its place in the queue (and counts as demand) until its
-  // attempt succeeds.
+  // A client keeps its place in the queue (and counts as demand) until a
+  // server grants it a slot.
   void Serve(const std::string& pool) {
     auto& q = queues[pool];
     auto* ps = controller.Find(pool);
-    if (!ps) return;
+    if (!ps || stopping) return;
     auto now = SteadyClock::now();
     std::erase_if(q, [&](const std::string& c) {
       auto it = queued.find(c);
       if (it == queued.end()) return true;
-      if (it->second.deadline < now && !it->second.serving && it->second.waiters.empty()) {
+      if (it->second.deadline < now && !flights.contains(c) && it->second.waiters.empty()) {
         queued.erase(it);
         return true;
       }
@@ -285,26 +372,10 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       free += !handshaking.contains(Key(pool, c->name));
     }
     const std::vector<std::string> line(q.begin(), q.end());
-    for (const auto& client : line) {
-      if (free == 0) break;
-      auto it = queued.find(client);
-      if (it == queued.end() || it->second.serving) continue;
-      it->second.serving = true;
-      --free;
-      auto a = std::make_shared<Attempt>();
-      a->req.client = client;
-      a->pools = it->second.pools;
-      a->from_queue = true;
-      a->done = [self = shared_from_this(), client](Result r) {
-        auto it = self->queued.find(client);
-        if (it == self->queued.end()) return;
-        auto waiters = std::move(it->second.waiters);
-        auto pools = it->second.pools;
-        self->queued.erase(it);
-        for (const auto& p : pools) self->UpdatePending(p);
-        for (auto& w : waiters) w(r);
-      };
-      Try(a);  // if it cannot be placed after all, it stays in line
+    for (const auto& c : ToServe(line, free, [&](const std::string& c) { return flights.contains(c); })) {
+      auto it = queued.find(c);
+      if (it == queued.end()) continue;
+      Try(Begin(c, it->second.pools, /*from_queue=*/true));  // if it cannot be placed after all, it stays in line
     }
     UpdatePending(pool);
   }
@@ -328,7 +399,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       if (!self || ec) return;
       auto now = SteadyClock::now();
       for (auto it = self->queued.begin(); it != self->queued.end();) {
-        it = (it->second.deadline < now && it->second.waiters.empty()) ? self->queued.erase(it) : std::next(it);
+        bool expired = it->second.deadline < now && it->second.waiters.empty() && !self->flights.contains(it->first);
+        it = expired ? self->queued.erase(it) : std::next(it);
       }
       for (auto& [pool, q] : self->queues) {
         std::erase_if(q, [&](const std::string& c) { return !self->queued.contains(c); });
@@ -372,49 +444,41 @@ Allocator::~Allocator() {
 
 void Allocator::Allocate(Request request, std::function<void(Result)> done) {
   auto& impl = *impl_;
-  auto a = std::make_shared<Attempt>();
-  a->req = std::move(request);
-  a->done = std::move(done);
-  if (!impl.controller.started()) {
-    Result r;
-    r.message = "matchmakerd is starting";
-    return impl.Finish(a, std::move(r));
+  if (!impl.controller.started() || impl.stopping) {
+    return done(Unavailable(impl.stopping ? "matchmakerd is stopping" : "matchmakerd is starting"));
   }
-  if (auto err = impl.Resolve(a->req, a->pools)) {
+  std::vector<std::string> pools;
+  if (auto err = impl.Resolve(request, pools)) {
     Result r;
     r.kind = Result::Kind::kNotFound;
     r.message = *err;
-    return impl.Finish(a, std::move(r));
+    return done(std::move(r));
   }
-  // The same client again: the same server, if the server still agrees.
-  for (const auto& pool : a->pools) {
-    auto* ps = impl.controller.Find(pool);
-    const Instance* held = ps ? ps->InstanceOf(a->req.client) : nullptr;
-    if (!held) continue;
-    struct Held {
-      std::string name;
-    } snapshot{held->name};
-    http::ClientRequest verify{held->control_host, static_cast<std::uint16_t>(held->control_port), "GET",
-                               "/reservation/" + reservation::PercentEncode(a->req.client), "",
-                               std::chrono::milliseconds(ps->pool().spec.reservation.timeoutMs)};
-    impl.client.Call(verify, [self = impl_, a, pool, snapshot](http::ClientResponse r) {
-      auto* ps = self->controller.Find(pool);
-      if (r.status == 200 && ps && ps->Find(snapshot.name)) {
-        return self->Finish(a, self->Allocated(pool, *ps->Find(snapshot.name)));
-      }
-      // No longer verifies: forget it, allocate afresh.
-      if (ps && ps->RemoveReservation(snapshot.name, a->req.client)) {
-        self->controller.PersistReservation(pool, snapshot.name, a->req.client, false);
-      }
-      self->Try(a);
-    });
-    return;
+  Waiter w{std::move(done), request.wait};
+  auto flight = impl.flights.find(request.client);
+  auto holding = flight == impl.flights.end() ? impl.controller.Holder(request.client) : std::nullopt;
+  auto q = impl.queued.find(request.client);
+  switch (RouteRequest(flight != impl.flights.end(), holding.has_value(), q != impl.queued.end())) {
+    case Route::kJoin:
+      flight->second->waiters.push_back(std::move(w));
+      return;
+    case Route::kHeld: {
+      auto a = impl.Begin(request.client, std::move(pools), false);
+      a->waiters.push_back(std::move(w));
+      return impl.Held(a, *holding);
+    }
+    case Route::kServeQueued: {
+      // Still queued: try again now (an instance may have freed up), keeping its place.
+      auto a = impl.Begin(request.client, q->second.pools, false);
+      a->waiters.push_back(std::move(w));
+      return impl.Try(a);
+    }
+    case Route::kFresh: {
+      auto a = impl.Begin(request.client, std::move(pools), false);
+      a->waiters.push_back(std::move(w));
+      return impl.Try(a);
+    }
   }
-  if (auto it = impl.queued.find(a->req.client); it != impl.queued.end() && !it->second.serving) {
-    // Still queued: try again now (an instance may have freed up), keeping its place.
-    return impl.Try(a);
-  }
-  impl.Try(a);
 }
 
 bool Allocator::Cancel(const std::string& client) {
@@ -430,12 +494,14 @@ bool Allocator::Cancel(const std::string& client) {
 }
 
 Result Allocator::Lookup(const std::string& client) const {
-  for (const auto& p : impl_->controller.List()) {
-    auto* ps = impl_->controller.Find(p.metadata.name);
-    if (const Instance* i = ps ? ps->InstanceOf(client) : nullptr) return impl_->Allocated(p.metadata.name, *i);
+  if (auto h = impl_->controller.Holder(client)) {
+    if (auto* ps = impl_->controller.Find(h->pool); ps && ps->Find(h->instance)) {
+      if (!h->durable) return Unavailable("the reservation is not recorded yet");
+      return impl_->Allocated(h->pool, *ps->Find(h->instance));
+    }
   }
   Result r;
-  if (auto it = impl_->queued.find(client); it != impl_->queued.end()) {
+  if (auto it = impl_->queued.find(client); it != impl_->queued.end() || impl_->flights.contains(client)) {
     r.kind = Result::Kind::kQueued;
     r.message = "queued";
     return r;
@@ -444,6 +510,28 @@ Result Allocator::Lookup(const std::string& client) const {
   r.message = "the client holds no slot and is not queued";
   return r;
 }
+
+void Allocator::Stop(std::function<void()> drained) {
+  auto& impl = *impl_;
+  impl.stopping = true;
+  impl.sweeper.cancel();
+  // Long-polls are answered now (202: still queued); attempts in flight
+  // finish their handshake and their journal write.
+  std::vector<std::function<void(Result)>> polls;
+  for (auto& [client, q] : impl.queued) {
+    for (auto& w : q.waiters) polls.push_back(std::move(w));
+    q.waiters.clear();
+  }
+  Result r;
+  r.kind = Result::Kind::kQueued;
+  r.message = "queued: matchmakerd is restarting";
+  r.retry_after_s = 2;
+  for (auto& w : polls) w(r);
+  if (impl.flights.empty()) return drained();
+  impl.drained = std::move(drained);
+}
+
+std::size_t Allocator::InFlight() const { return impl_->flights.size(); }
 
 int Allocator::Pending(const std::string& pool) const { return impl_->Pending(pool); }
 

@@ -3,9 +3,13 @@
 // Hands clients a slot on a game server: candidates from the pool state's
 // indexes (partially filled first, then warm), the Reservation API
 // handshake on the instance, 403 -> Full and the next candidate, a queue
-// when nothing can take the client, and every 200 journaled before it is
-// answered. At most one handshake per instance is in flight, so concurrent
-// allocations never send an instance more than it could accept.
+// when nothing can take the client, and every 200 durable before it is
+// answered (the controller owns pool state and journals it; the allocator
+// asks). One attempt per client id at a time: concurrent requests for the
+// same id join it, so a client never holds two slots. At most one
+// handshake per instance is in flight, so concurrent allocations never
+// send an instance more than it could accept. Decisions are the pure
+// functions of decisions.h.
 //
 // Thread-safety: every method runs on the io thread.
 
@@ -65,6 +69,10 @@ class Allocator {
   // What the client holds or waits for, without a handshake.
   Result Lookup(const std::string& client) const;
   int Pending(const std::string& pool) const;
+  // Graceful stop: no new attempts (503), long-polls answered now (202),
+  // `drained` runs once every attempt in flight has answered.
+  void Stop(std::function<void()> drained);
+  std::size_t InFlight() const;
 
  private:
   struct Impl;

@@ -45,6 +45,9 @@ struct Metrics::Impl {
       r.Add("matchmaker_backend_requests_total", "Backend operations by result code.", T::kCounter);
   const Registry::FamilyId build_info =
       r.Add("matchmaker_build_info", "Always 1; the version label names the build.", T::kGauge);
+  const Registry::FamilyId journal = r.Add(
+      "matchmaker_journal_up", "1 while the journal writes; 0 while a write waits for a retry (full disk, I/O error).",
+      T::kGauge);
   mutable std::mutex mu;        // guards everything here
   std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
 };
@@ -52,6 +55,7 @@ struct Metrics::Impl {
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
   impl_->r.Set(impl_->build_info, {{"version", version}}, 1);
   impl_->r.Touch(impl_->reconcile, {});  // at 0 before the first pass
+  impl_->r.Set(impl_->journal, {}, 1);
 }
 
 Metrics::~Metrics() = default;
@@ -129,6 +133,11 @@ void Metrics::Reservation(const std::string& pool, int code) {
 void Metrics::SetPending(const std::string& pool, int pending) {
   std::lock_guard lock(impl_->mu);
   impl_->r.Set(impl_->pending, {{"pool", pool}}, pending);
+}
+
+void Metrics::SetJournalUp(bool up) {
+  std::lock_guard lock(impl_->mu);
+  impl_->r.Set(impl_->journal, {}, up ? 1 : 0);
 }
 
 std::string Metrics::Serialize() const {

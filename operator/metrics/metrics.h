@@ -29,6 +29,8 @@ class Metrics {
   void Allocation(const std::string& pool, const std::string& result, double seconds);
   void Reservation(const std::string& pool, int code);
   void SetPending(const std::string& pool, int pending);
+  // matchmaker_journal_up: 0 while journal writes fail.
+  void SetJournalUp(bool up);
 
   std::string Serialize() const;  // Prometheus text exposition format
 

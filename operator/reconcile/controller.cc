@@ -13,6 +13,7 @@
 #include "operator/backend/backend.h"
 #include "operator/http/client.h"
 #include "operator/metrics/metrics.h"
+#include "operator/reconcile/journal.h"
 #include "operator/state/instance_codec.h"
 #include "operator/store/store.h"
 
@@ -51,13 +52,20 @@ struct Controller::Entry {
 struct Controller::Impl {
   Impl(net::io_context& io, store::Store& store, backend::Backend& backend, metrics::Metrics* metrics,
        ControllerOptions options)
-      : io(io), store(store), backend(backend), metrics(metrics), options(options), resync(io) {}
+      : io(io),
+        store(store),
+        backend(backend),
+        metrics(metrics),
+        options(options),
+        journal(io, store, std::chrono::milliseconds(500)),
+        resync(io) {}
 
   net::io_context& io;
   store::Store& store;
   backend::Backend& backend;
   metrics::Metrics* metrics;
   ControllerOptions options;
+  Journal journal;
   std::map<std::string, Entry> pools;
   std::deque<std::string> queue;
   std::set<std::string> queued;
@@ -74,7 +82,17 @@ struct Controller::Impl {
 
 Controller::Controller(net::io_context& io, store::Store& store, backend::Backend& backend,
                        metrics::Metrics* metrics, ControllerOptions options)
-    : impl_(new Impl(io, store, backend, metrics, options)) {}
+    : impl_(new Impl(io, store, backend, metrics, options)) {
+  impl_->journal.OnHealth([this](bool up) {
+    if (impl_->metrics) impl_->metrics->SetJournalUp(up);
+    for (auto& [name, e] : impl_->pools) {
+      Record(e, up ? "Normal" : "Warning", up ? "JournalWritable" : "JournalUnavailable",
+             up ? std::string("the journal writes again") : "the journal cannot write: " + impl_->journal.error().value_or("") +
+                                                               "; no instance is created, clients get 503");
+      if (up) Enqueue(name);
+    }
+  });
+}
 
 Controller::~Controller() {
   *impl_->alive = false;
@@ -253,7 +271,7 @@ void Controller::Reconcile(const std::string& name) {
       for (const auto& c : i->reservations) ops.push_back({store::Op::kDelete, ReservationKey(name, gone, c), ""});
     }
     ps.Erase(gone);
-    impl.store.Commit(std::move(ops));
+    Commit(std::move(ops), nullptr);
   }
   for (const auto& r : plan.remove) {
     const Instance* i = ps.Find(r.name);
@@ -278,6 +296,9 @@ void Controller::Reconcile(const std::string& name) {
   // An engine that does not answer gets no creations (nor counts failures
   // against the pool); its return requeues every pool.
   if (plan.create > 0 && !impl.backend.Available()) plan.create = 0;
+  // Nor does a journal that cannot write: an instance is recorded before
+  // the engine is asked for it, or not created at all.
+  if (plan.create > 0 && impl.journal.error()) plan.create = 0;
   if (plan.create > 0) {
     int room = std::max(0, impl.options.max_creates_in_flight - impl.creates_in_flight);
     Create(e, std::min(plan.create, room));
@@ -341,53 +362,75 @@ void Controller::Create(Entry& entry, int count) {
     inst.state = InstanceState::kStarting;
     inst.created = state::Clock::now();
     ps.Upsert(inst);
-    Persist(inst);  // journaled before the backend starts anything
-    Record(entry, "Normal", "Creating", "creating instance " + inst.name);
     ++impl.creates_in_flight;
-    backend::InstanceSpec spec{pool, inst.name, inst.template_hash, ps.pool().spec.templ};
-    impl.backend.Create(spec, [this, pool, name = inst.name,
-                               alive = std::weak_ptr<bool>(impl_->alive)](backend::CreateResult result) {
-      if (auto a = alive.lock(); !a || !*a) return;
-      auto& impl = *impl_;
-      --impl.creates_in_flight;
-      auto it = impl.pools.find(pool);
-      if (it == impl.pools.end()) return;
-      auto& ps = *it->second.state;
-      const Instance* cur = ps.Find(name);
-      if (!cur) return;
-      Instance inst = *cur;
-      if (auto* err = std::get_if<std::string>(&result)) {
-        if (impl.metrics) {
-          impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "error");
-          impl.metrics->InstanceFailure(pool, "CreateFailed");
-        }
-        bool engine_down = !impl.backend.Available();
-        if (!engine_down) {
-          ps.failures.consecutive++;
-          ps.failures.last = state::Clock::now();
-          ps.failures.last_message = *err;
-        }
-        inst.state = InstanceState::kExited;
-        inst.failed = !engine_down;
-        inst.message = *err;
-        Record(it->second, "Warning", "CreateFailed", name + ": " + *err);
-        if (impl.metrics) impl.metrics->ReconcileError(pool);  // an action of a pass failed
-        spdlog::warn("pool {}: create {} failed: {}", pool, name, *err);
-      } else {
-        if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "ok");
-        const auto& p = std::get<backend::Placement>(result);
-        inst.backend_id = p.backend_id;
-        inst.host = p.host;
-        inst.control_host = p.control_host;
-        inst.control_port = p.control_port;
-        inst.ports = p.ports;
+    // Durable before the engine is asked: after a crash, whatever the
+    // engine made is adopted by this record's name (its labels).
+    Persist(inst, [this, pool, name = inst.name](std::optional<std::string> err) {
+      auto it = impl_->pools.find(pool);
+      if (err) {
+        --impl_->creates_in_flight;
+        if (it == impl_->pools.end()) return;
+        it->second.state->Erase(name);
+        Commit({{store::Op::kDelete, InstanceKey(pool, name), ""}}, nullptr);  // supersedes the failed put
+        Record(it->second, "Warning", "JournalUnavailable", "instance " + name + " not created: " + *err);
+        return;
       }
-      ps.Upsert(inst);
-      Persist(inst);
-      if (inst.state == InstanceState::kStarting) Probe(pool, name);
-      Enqueue(pool);
+      if (it == impl_->pools.end() || !it->second.state->Find(name)) {
+        --impl_->creates_in_flight;
+        return;
+      }
+      Record(it->second, "Normal", "Creating", "creating instance " + name);
+      StartBackend(pool, name);
     });
   }
+}
+
+void Controller::StartBackend(const std::string& pool, const std::string& name) {
+  auto& impl = *impl_;
+  auto& ps = *impl.pools.at(pool).state;
+  const Instance& inst = *ps.Find(name);
+  backend::InstanceSpec spec{pool, inst.name, inst.template_hash, ps.pool().spec.templ};
+  impl.backend.Create(spec, [this, pool, name, alive = std::weak_ptr<bool>(impl_->alive)](backend::CreateResult result) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    auto& impl = *impl_;
+    --impl.creates_in_flight;
+    auto it = impl.pools.find(pool);
+    if (it == impl.pools.end()) return;
+    auto& ps = *it->second.state;
+    const Instance* cur = ps.Find(name);
+    if (!cur) return;
+    Instance inst = *cur;
+    if (auto* err = std::get_if<std::string>(&result)) {
+      if (impl.metrics) {
+        impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "error");
+        impl.metrics->InstanceFailure(pool, "CreateFailed");
+      }
+      bool engine_down = !impl.backend.Available();
+      if (!engine_down) {
+        ps.failures.consecutive++;
+        ps.failures.last = state::Clock::now();
+        ps.failures.last_message = *err;
+      }
+      inst.state = InstanceState::kExited;
+      inst.failed = !engine_down;
+      inst.message = *err;
+      Record(it->second, "Warning", "CreateFailed", name + ": " + *err);
+      if (impl.metrics) impl.metrics->ReconcileError(pool);  // an action of a pass failed
+      spdlog::warn("pool {}: create {} failed: {}", pool, name, *err);
+    } else {
+      if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "create", "ok");
+      const auto& p = std::get<backend::Placement>(result);
+      inst.backend_id = p.backend_id;
+      inst.host = p.host;
+      inst.control_host = p.control_host;
+      inst.control_port = p.control_port;
+      inst.ports = p.ports;
+    }
+    ps.Upsert(inst);
+    Persist(inst);
+    if (inst.state == InstanceState::kStarting) Probe(pool, name);
+    Enqueue(pool);
+  });
 }
 
 void Controller::Probe(const std::string& pool, const std::string& name) {
@@ -461,7 +504,7 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
   // Its match is over: its reservations go with it.
   std::vector<store::Op> ops;
   for (const auto& c : inst.reservations) ops.push_back({store::Op::kDelete, ReservationKey(pool, name, c), ""});
-  if (!ops.empty()) impl.store.Commit(std::move(ops));
+  if (!ops.empty()) Commit(std::move(ops), nullptr);
   inst.reservations.clear();
   ps.Upsert(inst);
   Persist(inst);
@@ -470,14 +513,10 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
 
 void Controller::Commit(std::vector<store::Op> ops, std::function<void(std::optional<std::string>)> done) {
   // `done` runs on the io thread, and only while the controller exists.
-  impl_->store.Commit(std::move(ops), [&io = impl_->io, done = std::move(done),
-                                       alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
-    if (err) spdlog::error("store: {}", *err);
+  impl_->journal.Write(std::move(ops), [done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](auto err) {
     if (!done) return;
-    net::post(io, [done, err, alive] {
-      if (auto a = alive.lock(); !a || !*a) return;
-      done(err);
-    });
+    if (auto a = alive.lock(); !a || !*a) return;
+    done(err);
   });
 }
 
@@ -487,12 +526,47 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
          std::move(done));
 }
 
-void Controller::PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
-                                    bool add, std::function<void(std::optional<std::string>)> done) {
-  Commit({{add ? store::Op::kPut : store::Op::kDelete, ReservationKey(pool, instance, client),
-           add ? client : std::string()}},
-         std::move(done));
+void Controller::Reserve(const std::string& pool, const std::string& instance, const std::string& client,
+                         Durable done) {
+  auto it = impl_->pools.find(pool);
+  const Instance* inst = it == impl_->pools.end() ? nullptr : it->second.state->Find(instance);
+  if (!inst) {
+    return net::post(impl_->io, [done, instance] { done("instance " + instance + " no longer exists"); });
+  }
+  bool was_ready = inst->state == InstanceState::kReady;
+  it->second.state->AddReservation(instance, client);
+  if (was_ready) Enqueue(pool);  // the warm pool shrank: refill now
+  Commit({{store::Op::kPut, ReservationKey(pool, instance, client), client}}, std::move(done));
 }
+
+void Controller::Release(const std::string& pool, const std::string& instance, const std::string& client,
+                         Durable done) {
+  auto it = impl_->pools.find(pool);
+  if (it != impl_->pools.end()) it->second.state->RemoveReservation(instance, client);
+  Commit({{store::Op::kDelete, ReservationKey(pool, instance, client), ""}}, std::move(done));
+}
+
+void Controller::MarkFull(const std::string& pool, const std::string& instance) {
+  auto it = impl_->pools.find(pool);
+  if (it == impl_->pools.end() || !it->second.state->SetState(instance, InstanceState::kFull)) return;
+  Persist(*it->second.state->Find(instance));
+  Enqueue(pool);
+}
+
+std::optional<Controller::Holding> Controller::Holder(const std::string& client) const {
+  for (const auto& [name, e] : impl_->pools) {
+    if (const Instance* i = e.state->InstanceOf(client)) {
+      return Holding{name, i->name, impl_->journal.Durable(ReservationKey(name, i->name, client))};
+    }
+  }
+  return std::nullopt;
+}
+
+void Controller::SyncReservation(const Holding& holding, const std::string& client, Durable done) {
+  impl_->journal.Sync(ReservationKey(holding.pool, holding.instance, client), std::move(done));
+}
+
+std::optional<std::string> Controller::JournalError() const { return impl_->journal.error(); }
 
 void Controller::PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done) {
   api::ServerPool p = entry.state->pool();
@@ -616,7 +690,7 @@ void Controller::OnInstanceReady(std::function<void(const std::string&)> fn) { i
 
 void Controller::SetDemand(std::function<int(const std::string&)> fn) { impl_->demand = std::move(fn); }
 
-state::PoolState* Controller::Find(const std::string& name) {
+const state::PoolState* Controller::Find(const std::string& name) const {
   auto it = impl_->pools.find(name);
   return it == impl_->pools.end() ? nullptr : it->second.state.get();
 }

@@ -81,22 +81,44 @@ class Controller {
   std::vector<Event> Events(const std::string& name) const;
   bool started() const { return started_; }
 
-  // For the allocator (io thread): the live pool state, nullptr if unknown.
-  state::PoolState* Find(const std::string& name);
+  // For the allocator (io thread): the live pool state to read, nullptr if
+  // unknown. Only the controller writes it, through the verbs below.
+  const state::PoolState* Find(const std::string& name) const;
   void Enqueue(const std::string& name);
   // Called (io thread) when an instance of `pool` becomes Ready.
   void OnInstanceReady(std::function<void(const std::string& pool)> fn);
   // Extra instances `pool` needs for queued clients (beyond warm).
   void SetDemand(std::function<int(const std::string& pool)> fn);
-  // Journals `instance` as it is now in its pool (without its reservations).
-  void Persist(const state::Instance& instance, std::function<void(std::optional<std::string>)> done = nullptr);
-  // Journals one reservation (added or removed); `done` runs on the io
-  // thread once it is durable.
-  void PersistReservation(const std::string& pool, const std::string& instance, const std::string& client,
-                          bool add, std::function<void(std::optional<std::string>)> done = nullptr);
+
+  // The pool-state verbs. Each changes memory at once (the game server
+  // already acted) and journals; `done` (io thread) reports durability, and
+  // only a nullopt may be acknowledged to a client. A write that failed is
+  // kept and retried until it lands (see Journal).
+  using Durable = std::function<void(std::optional<std::string> error)>;
+  // `client` holds a slot on `instance` (the server answered 200).
+  void Reserve(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
+  // `client` no longer holds its slot (the server answered 404).
+  void Release(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
+  // The instance answered 403: skipped by allocation until it exits.
+  void MarkFull(const std::string& pool, const std::string& instance);
+  // Where `client` holds a slot, in any pool.
+  struct Holding {
+    std::string pool;
+    std::string instance;
+    bool durable = true;  // false: granted by the server, not yet journaled
+  };
+  std::optional<Holding> Holder(const std::string& client) const;
+  // `done` once the client's reservation is durable (commits it again now
+  // if an earlier write failed).
+  void SyncReservation(const Holding& holding, const std::string& client, Durable done);
+  // Why the journal cannot write, while it cannot; no instance is created
+  // meanwhile and /readyz says so.
+  std::optional<std::string> JournalError() const;
 
  private:
   struct Entry;
+  // Journals `instance` as it is now in its pool (without its reservations).
+  void Persist(const state::Instance& instance, std::function<void(std::optional<std::string>)> done = nullptr);
   void FinishStart(std::map<std::string, backend::Placement> adopted, std::size_t known_count);
   void Drain();
   void Reconcile(const std::string& name);
@@ -105,8 +127,10 @@ class Controller {
   void OnExit(const std::string& pool, const std::string& name, const std::string& message);
   void Record(Entry& entry, std::string type, std::string reason, std::string message);
   void PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done);
-  // Commits to the store; logs a failure; `done` (if any) on the io thread.
+  // Commits through the journal (retried until durable); `done` (if any)
+  // on the io thread.
   void Commit(std::vector<store::Op> ops, std::function<void(std::optional<std::string>)> done);
+  void StartBackend(const std::string& pool, const std::string& name);
   api::ServerPool View(const Entry& entry) const;
   std::string NewInstanceName(const Entry& entry);
   void Resync();

@@ -184,6 +184,11 @@ TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
     for (int i = 0; i < 400 && !stop; ++i) {
       std::string id = "k" + std::to_string(i);
       auto r = op.Request(id);
+      // Queued (202): poll as go-matchmaker clients do, a bounded number of times.
+      for (int poll = 0; r.status == 202 && poll < 100 && !stop; ++poll) {
+        std::this_thread::sleep_for(20ms);
+        r = op.Request(id);
+      }
       if (r.status == 200) {
         std::lock_guard lock(mu);
         got[id] = r.body;

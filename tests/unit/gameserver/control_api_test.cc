@@ -62,7 +62,28 @@ TEST(ControlApi, UnknownRoutesAndMethods) {
   ReservationBook book(3);
   ControlApi api(book, nullptr);
   EXPECT_EQ(api.Handle(Req("GET", "/")).status, 404);
-  EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 405);
+  EXPECT_EQ(api.Handle(Req("PUT", "/reservation/a")).status, 405);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservations")).status, 405);
+}
+
+TEST(ControlApi, ListAndReleaseSlots) {
+  ReservationBook book(2);
+  ControlApi api(book, nullptr);
+  EXPECT_EQ(api.Handle(Req("GET", "/reservations")).body, "");
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/b%22q")).status, 200);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/a")).status, 200);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/c")).status, 403);
+  EXPECT_EQ(api.Handle(Req("GET", "/reservations")).body, "a\nb\"q\n");
+  auto json = Req("GET", "/reservations");
+  json.headers.push_back({"Accept", "application/json"});
+  auto j = api.Handle(json);
+  EXPECT_EQ(j.content_type, "application/json");
+  EXPECT_EQ(j.body, "{\"reservations\":[\"a\",\"b\\\"q\"]}\n");
+  EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 200);
+  EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 404);
+  EXPECT_EQ(api.Handle(Req("GET", "/reservation/a")).status, 404);
+  EXPECT_EQ(api.Handle(Req("POST", "/reservation/c")).status, 200);  // the freed slot is taken
+  EXPECT_EQ(api.Handle(Req("GET", "/reservations")).body, "b\"q\nc\n");
 }
 
 }  // namespace

@@ -1,0 +1,59 @@
+#pragma once
+
+// The allocator's decisions as pure functions over what it knows: where a
+// request goes, which candidate is next, what a handshake or a verification
+// answer means, which queued clients are served. No I/O; the allocator
+// (allocator.cc) does the handshakes and the timers.
+
+#include <cstddef>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mm::allocate {
+
+// A request for a client id, given what is in flight for it.
+enum class Route {
+  kJoin,         // an attempt for this client is in flight: share its answer
+  kHeld,         // the client holds a slot: verify it, answer the same server
+  kServeQueued,  // queued and not being served: try now, keeping its place
+  kFresh,        // none of the above: allocate
+};
+Route RouteRequest(bool in_flight, bool holds_slot, bool queued);
+
+// What `GET /reservation/{id}` says about a slot the client holds.
+enum class Verify {
+  kSame,     // 200: the same server
+  kGone,     // 404: the server no longer holds it; allocate afresh
+  kUnknown,  // anything else (timeout, reset, 5xx): keep it, answer 503
+};
+Verify JudgeVerify(int status);
+
+// What `POST /reservation/{id}` answered on a candidate.
+enum class Handshake {
+  kReserved,  // 200: the client holds a slot there
+  kFull,      // 403: mark Full, next candidate
+  kRetry,     // no answer, retries left: the same instance after the cooldown
+  kSkip,      // no answer after every retry, or an unexpected status: next candidate
+  kGone,      // the instance ended meanwhile: next candidate
+};
+Handshake JudgeHandshake(int status, int retries_left, bool instance_live);
+
+// The next candidate to try, in allocation order, among `candidates`
+// ("pool/instance" keys): the first neither tried by this attempt nor in a
+// handshake with another client. `blocked` is true when none is free but
+// one is mid-handshake (wait for it rather than queue).
+struct Pick {
+  std::ptrdiff_t index = -1;  // into candidates; -1: none
+  bool blocked = false;
+};
+Pick PickCandidate(const std::vector<std::string>& candidates, const std::set<std::string>& tried,
+                   const std::set<std::string>& handshaking);
+
+// The queued clients to serve now, first come first served: at most `free`
+// of `line`, skipping those with an attempt in flight.
+std::vector<std::string> ToServe(const std::vector<std::string>& line, std::size_t free,
+                                 const std::function<bool(const std::string&)>& in_flight);
+
+}  // namespace mm::allocate

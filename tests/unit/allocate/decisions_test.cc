@@ -1,0 +1,104 @@
+#include "operator/allocate/decisions.h"
+
+#include <gtest/gtest.h>
+
+namespace mm::allocate {
+namespace {
+
+TEST(RouteRequest, OneAttemptPerClient) {
+  struct Case {
+    const char* desc;
+    bool in_flight, holds, queued;
+    Route want;
+  };
+  const std::vector<Case> cases = {
+      {"nothing known: allocate", false, false, false, Route::kFresh},
+      {"an attempt in flight wins over everything", true, true, true, Route::kJoin},
+      {"in flight while queued (being served): join, never a second attempt", true, false, true, Route::kJoin},
+      {"in flight for a fresh client: join", true, false, false, Route::kJoin},
+      {"holds a slot: verify it", false, true, false, Route::kHeld},
+      {"holds a slot and still listed as queued: the slot wins", false, true, true, Route::kHeld},
+      {"queued, not being served: try now, keeping its place", false, false, true, Route::kServeQueued},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    EXPECT_EQ(RouteRequest(c.in_flight, c.holds, c.queued), c.want);
+  }
+}
+
+TEST(JudgeVerify, OnlyA404ForgetsTheSlot) {
+  struct Case {
+    int status;
+    Verify want;
+  };
+  const std::vector<Case> cases = {
+      {200, Verify::kSame},    {404, Verify::kGone},    {0, Verify::kUnknown},  // timeout, reset
+      {500, Verify::kUnknown}, {503, Verify::kUnknown}, {403, Verify::kUnknown},
+      {400, Verify::kUnknown}, {204, Verify::kUnknown},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.status);
+    EXPECT_EQ(JudgeVerify(c.status), c.want);
+  }
+}
+
+TEST(JudgeHandshake, Table) {
+  struct Case {
+    const char* desc;
+    int status, retries_left;
+    bool live;
+    Handshake want;
+  };
+  const std::vector<Case> cases = {
+      {"200 reserves", 200, 3, true, Handshake::kReserved},
+      {"200 on the last retry reserves", 200, 0, true, Handshake::kReserved},
+      {"403 is Full", 403, 3, true, Handshake::kFull},
+      {"no answer with retries left: the same instance again", 0, 1, true, Handshake::kRetry},
+      {"no answer, no retry left: skip it", 0, 0, true, Handshake::kSkip},
+      {"an unexpected status is not retried", 500, 3, true, Handshake::kSkip},
+      {"instance ended meanwhile, even on 200", 200, 3, false, Handshake::kGone},
+      {"instance ended meanwhile, 403", 403, 3, false, Handshake::kGone},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    EXPECT_EQ(JudgeHandshake(c.status, c.retries_left, c.live), c.want);
+  }
+}
+
+TEST(PickCandidate, Table) {
+  struct Case {
+    const char* desc;
+    std::vector<std::string> candidates;
+    std::set<std::string> tried, handshaking;
+    std::ptrdiff_t index;
+    bool blocked;
+  };
+  const std::vector<Case> cases = {
+      {"none", {}, {}, {}, -1, false},
+      {"the first in allocation order", {"p/a", "p/b"}, {}, {}, 0, false},
+      {"skips what this attempt tried", {"p/a", "p/b"}, {"p/a"}, {}, 1, false},
+      {"skips one mid-handshake", {"p/a", "p/b"}, {}, {"p/a"}, 1, false},
+      {"all mid-handshake: blocked, not queued", {"p/a", "p/b"}, {}, {"p/a", "p/b"}, -1, true},
+      {"tried or mid-handshake: blocked", {"p/a", "p/b"}, {"p/a"}, {"p/b"}, -1, true},
+      {"all tried: nothing, not blocked (queue)", {"p/a", "p/b"}, {"p/a", "p/b"}, {"p/b"}, -1, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    Pick p = PickCandidate(c.candidates, c.tried, c.handshaking);
+    EXPECT_EQ(p.index, c.index);
+    EXPECT_EQ(p.blocked, c.blocked);
+  }
+}
+
+TEST(ToServe, FirstComeSkippingThoseInFlight) {
+  std::vector<std::string> line = {"a", "b", "c", "d"};
+  auto none = [](const std::string&) { return false; };
+  auto b_busy = [](const std::string& c) { return c == "b"; };
+  EXPECT_EQ(ToServe(line, 0, none), std::vector<std::string>{});
+  EXPECT_EQ(ToServe(line, 2, none), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(ToServe(line, 2, b_busy), (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(ToServe(line, 10, b_busy), (std::vector<std::string>{"a", "c", "d"}));
+}
+
+}  // namespace
+}  // namespace mm::allocate
