@@ -250,6 +250,12 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     auto* ps = controller.Find(pool);
     const Instance* inst = ps ? ps->Find(name) : nullptr;
     if (!inst) return Try(a);
+    // Recorded before the server is asked: after a crash here, the slot it
+    // may grant is not forgotten.
+    if (auto err = controller.Intend(pool, name, a->client)) {
+      spdlog::error("pool {}: {}", pool, *err);
+      return Finish(a, Unavailable("cannot record the handshake: " + *err));
+    }
     std::string key = Key(pool, name);
     handshaking.insert(key);
     const auto& policy = ps->pool().spec.reservation;
@@ -283,6 +289,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
         });
       }
       case allocate::Handshake::kFull:
+        controller.Settle(pool, name, a->client);
         capacity[pool] = std::max(capacity[pool], static_cast<int>(inst->reservations.size()));
         controller.MarkFull(pool, name);
         a->tried.insert(key);
@@ -301,6 +308,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
                      r.status ? "HTTP " + std::to_string(r.status) : r.error);
         [[fallthrough]];
       case allocate::Handshake::kGone:
+        controller.Settle(pool, name, a->client);
         a->tried.insert(key);
         return Try(a);
     }

@@ -15,6 +15,7 @@
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/journal.h"
 #include "operator/state/instance_codec.h"
+#include "operator/store/intent_log.h"
 #include "operator/store/store.h"
 
 namespace mm::reconcile {
@@ -34,6 +35,17 @@ std::string InstanceKey(const std::string& pool, const std::string& name) {
 // Client ids may hold '/': the key carries them percent-encoded.
 std::string ReservationKey(const std::string& pool, const std::string& name, const std::string& client) {
   return "reservation/" + pool + "/" + name + "/" + reservation::PercentEncode(client);
+}
+std::string IntentKey(const std::string& pool, const std::string& name, const std::string& client) {
+  return "intent/" + pool + "/" + name + "/" + reservation::PercentEncode(client);
+}
+
+// "<prefix><pool>/<instance>/<rest>" -> (pool, instance); nullopt when malformed.
+std::optional<std::pair<std::string, std::string>> PoolAndInstance(const std::string& key, std::size_t prefix) {
+  auto a = key.find('/', prefix);
+  auto b = a == std::string::npos ? a : key.find('/', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  return std::make_pair(key.substr(prefix, a - prefix), key.substr(a + 1, b - a - 1));
 }
 
 double Seconds(state::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -58,6 +70,7 @@ struct Controller::Impl {
         metrics(metrics),
         options(options),
         journal(io, store, std::chrono::milliseconds(500)),
+        intents(store.dir() + "/intents"),
         resync(io) {}
 
   net::io_context& io;
@@ -66,6 +79,7 @@ struct Controller::Impl {
   metrics::Metrics* metrics;
   ControllerOptions options;
   Journal journal;
+  store::IntentLog intents;
   std::map<std::string, Entry> pools;
   std::deque<std::string> queue;
   std::set<std::string> queued;
@@ -142,15 +156,50 @@ void Controller::Start() {
   }
   for (const auto& [key, value] : impl.store.recovered()) {
     if (!key.starts_with("reservation/")) continue;
-    // reservation/<pool>/<instance>/<encoded client>
-    auto a = key.find('/', 12), b = a == std::string::npos ? a : key.find('/', a + 1);
-    auto it = b == std::string::npos ? impl.pools.end() : impl.pools.find(key.substr(12, a - 12));
-    std::string name = b == std::string::npos ? "" : key.substr(a + 1, b - a - 1);
-    if (it == impl.pools.end() || !it->second.state->Find(name)) {
+    auto where = PoolAndInstance(key, 12);
+    auto it = where ? impl.pools.find(where->first) : impl.pools.end();
+    if (it == impl.pools.end() || !it->second.state->Find(where->second)) {
       stale.push_back(key);
       continue;
     }
-    it->second.state->AddReservation(name, value);
+    it->second.state->AddReservation(where->second, value);
+  }
+  // Handshakes that were in flight at the crash: the server may have
+  // granted the slot. Each is taken as held (journaled now) until the
+  // server says otherwise, so the client is not given a second server.
+  std::vector<store::Op> adopted_intents;
+  for (const auto& [key, client] : impl.intents.recovered()) {
+    auto where = PoolAndInstance(key, 7);
+    auto it = where ? impl.pools.find(where->first) : impl.pools.end();
+    if (it == impl.pools.end() || !it->second.state->Find(where->second)) continue;
+    const auto& [pool, name] = *where;
+    if (const auto* held = it->second.state->InstanceOf(client)) {
+      if (held->name != name) {
+        spdlog::warn("pool {}: client {} holds a slot on {} and may hold one on {} (a handshake in flight at a crash)",
+                     pool, client, held->name, name);
+      }
+      continue;
+    }
+    bool elsewhere = false;
+    for (const auto& [other, e] : impl.pools) elsewhere = elsewhere || (other != pool && e.state->InstanceOf(client));
+    if (elsewhere) continue;
+    spdlog::info("pool {}: client {} may hold a slot on {} (a handshake in flight at the last stop): kept until the "
+                 "server says otherwise",
+                 pool, client, name);
+    it->second.state->AddReservation(name, client);
+    adopted_intents.push_back({store::Op::kPut, ReservationKey(pool, name, client), client});
+  }
+  if (!impl.intents.recovered().empty()) {
+    std::vector<std::string> keys;
+    for (const auto& [key, v] : impl.intents.recovered()) keys.push_back(key);
+    // The intents go once what they became is durable.
+    impl.store.Commit(std::move(adopted_intents), [&io = impl.io, alive = std::weak_ptr<bool>(impl_->alive), this,
+                                                   keys = std::move(keys)](std::optional<std::string> err) {
+      net::post(io, [this, alive, keys, err] {
+        if (auto a = alive.lock(); !a || !*a || err) return;
+        for (const auto& k : keys) impl_->intents.Remove(k);
+      });
+    });
   }
   if (!stale.empty()) {
     std::vector<store::Op> ops;
@@ -158,6 +207,16 @@ void Controller::Start() {
     impl.store.Commit(std::move(ops));
   }
   for (auto& [name, e] : impl.pools) {
+    for (const Instance* i : e.state->Instances()) {
+      if (i->state == InstanceState::kExited) continue;
+      if (i->ports.empty() && !e.state->pool().spec.templ.ports.empty()) {
+        // Recorded before its create returned (a crash in between): the
+        // backend finds its ports by the template's names.
+        Instance copy = *i;
+        for (const auto& port : e.state->pool().spec.templ.ports) copy.ports[port.name] = 0;
+        e.state->Upsert(copy);
+      }
+    }
     for (const Instance* i : e.state->Instances()) {
       if (i->state != InstanceState::kExited) known.push_back(i);
     }
@@ -526,17 +585,31 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
          std::move(done));
 }
 
+std::optional<std::string> Controller::Intend(const std::string& pool, const std::string& instance,
+                                              const std::string& client) {
+  return impl_->intents.Add(IntentKey(pool, instance, client), client);
+}
+
+void Controller::Settle(const std::string& pool, const std::string& instance, const std::string& client) {
+  impl_->intents.Remove(IntentKey(pool, instance, client));
+}
+
 void Controller::Reserve(const std::string& pool, const std::string& instance, const std::string& client,
                          Durable done) {
   auto it = impl_->pools.find(pool);
   const Instance* inst = it == impl_->pools.end() ? nullptr : it->second.state->Find(instance);
   if (!inst) {
+    Settle(pool, instance, client);
     return net::post(impl_->io, [done, instance] { done("instance " + instance + " no longer exists"); });
   }
   bool was_ready = inst->state == InstanceState::kReady;
   it->second.state->AddReservation(instance, client);
   if (was_ready) Enqueue(pool);  // the warm pool shrank: refill now
-  Commit({{store::Op::kPut, ReservationKey(pool, instance, client), client}}, std::move(done));
+  Commit({{store::Op::kPut, ReservationKey(pool, instance, client), client}},
+         [this, pool, instance, client, done = std::move(done)](std::optional<std::string> err) {
+           if (!err) Settle(pool, instance, client);  // recorded: the intent has served
+           done(err);
+         });
 }
 
 void Controller::Release(const std::string& pool, const std::string& instance, const std::string& client,

@@ -95,7 +95,13 @@ class Controller {
   // only a nullopt may be acknowledged to a client. A write that failed is
   // kept and retried until it lands (see Journal).
   using Durable = std::function<void(std::optional<std::string> error)>;
-  // `client` holds a slot on `instance` (the server answered 200).
+  // Before asking `instance` for a slot for `client`: records the intent
+  // (see store::IntentLog); an error means the handshake must not start.
+  std::optional<std::string> Intend(const std::string& pool, const std::string& instance, const std::string& client);
+  // The handshake ended without a slot (403, no answer): the intent goes.
+  void Settle(const std::string& pool, const std::string& instance, const std::string& client);
+  // `client` holds a slot on `instance` (the server answered 200); the
+  // intent goes once the reservation is durable.
   void Reserve(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
   // `client` no longer holds its slot (the server answered 404).
   void Release(const std::string& pool, const std::string& instance, const std::string& client, Durable done);

@@ -124,6 +124,11 @@ std::uint32_t Crc32c(std::string_view data) {
   return c ^ 0xFFFFFFFFu;
 }
 
+std::size_t Store::ReplayRecords(std::string_view data, std::map<std::string, std::string>& m,
+                                 std::size_t& records, std::string& why) {
+  return Replay(data, m, records, why);
+}
+
 std::string Store::EncodeRecord(const Op& op) {
   std::string payload;
   payload.push_back(static_cast<char>(op.kind));

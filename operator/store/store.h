@@ -72,6 +72,11 @@ class Store {
 
   // Encodes one record (exposed for tests that write torn/corrupt files).
   static std::string EncodeRecord(const Op& op);
+  // Replays records from `data` into `m`; returns the offset after the last
+  // good one (`why` says what stopped it short).
+  static std::size_t ReplayRecords(std::string_view data, std::map<std::string, std::string>& m,
+                                   std::size_t& records, std::string& why);
+  const std::string& dir() const { return dir_; }
 
  private:
   void Run();

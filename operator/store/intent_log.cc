@@ -1,0 +1,75 @@
+#include "operator/store/intent_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "operator/store/store.h"
+
+namespace mm::store {
+namespace {
+
+// The file is cut back to empty whenever no intent is live and it grew
+// past this.
+constexpr std::size_t kTruncateAfter = 64 * 1024;
+
+}  // namespace
+
+IntentLog::IntentLog(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw std::runtime_error(path_ + ": " + std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = ::read(fd_, buf, sizeof buf)) > 0) data.append(buf, static_cast<std::size_t>(n));
+  std::size_t records = 0;
+  std::string why;
+  // A torn tail is an intent the process died writing: its handshake never
+  // started.
+  std::size_t good = Store::ReplayRecords(data, recovered_, records, why);
+  if (good != data.size() && ::ftruncate(fd_, static_cast<off_t>(good)) != 0) {
+    throw std::runtime_error(path_ + ": truncate: " + std::strerror(errno));
+  }
+  bytes_ = good;
+  for (const auto& [k, v] : recovered_) live_.insert(k);
+}
+
+IntentLog::~IntentLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<std::string> IntentLog::Add(const std::string& key, const std::string& value) {
+  std::string rec = Store::EncodeRecord({Op::kPut, key, value});
+  ssize_t n = ::write(fd_, rec.data(), rec.size());
+  if (n != static_cast<ssize_t>(rec.size())) {
+    std::string err = n < 0 ? std::strerror(errno) : "short write";
+    if (n > 0) (void)::ftruncate(fd_, static_cast<off_t>(bytes_));  // no torn record before the next
+    return "intent log: " + err;
+  }
+  bytes_ += rec.size();
+  live_.insert(key);
+  return std::nullopt;
+}
+
+void IntentLog::Remove(const std::string& key) {
+  if (live_.erase(key) == 0) return;
+  if (live_.empty() && bytes_ > kTruncateAfter) return Clear();
+  std::string rec = Store::EncodeRecord({Op::kDelete, key, ""});
+  // A delete that cannot be written leaves an intent that recovery takes as
+  // "maybe held": the safe side.
+  if (::write(fd_, rec.data(), rec.size()) == static_cast<ssize_t>(rec.size())) {
+    bytes_ += rec.size();
+  } else {
+    (void)::ftruncate(fd_, static_cast<off_t>(bytes_));
+  }
+}
+
+void IntentLog::Clear() {
+  if (::ftruncate(fd_, 0) == 0) bytes_ = 0;
+  live_.clear();
+}
+
+}  // namespace mm::store

@@ -1,0 +1,49 @@
+#pragma once
+
+// Reservation handshakes in flight, recorded before each
+// POST /reservation/{id} and cleared once its outcome is journaled. After a
+// crash, the recovered intents name the servers that may hold a slot that
+// no journal record knows: the controller takes each as held until the
+// server says otherwise, so a client is never given a second server.
+//
+// Records are written with write(2) and no fsync, in the journal's record
+// format: an intent survives the process (kill -9, OOM kill), not the
+// machine, and costs a system call rather than a disk flush per allocation.
+//
+// Not thread-safe: one owner (matchmakerd's io thread).
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+namespace mm::store {
+
+class IntentLog {
+ public:
+  // Opens (creating) `path` and recovers what it holds. Throws
+  // std::runtime_error when the file cannot be used.
+  explicit IntentLog(std::string path);
+  ~IntentLog();
+  IntentLog(const IntentLog&) = delete;
+  IntentLog& operator=(const IntentLog&) = delete;
+
+  // key -> value, as left by the previous process.
+  const std::map<std::string, std::string>& recovered() const { return recovered_; }
+  // Records an intent; an error message when it could not be written.
+  std::optional<std::string> Add(const std::string& key, const std::string& value);
+  void Remove(const std::string& key);
+  // Forgets everything (the recovered intents are journaled elsewhere).
+  void Clear();
+  std::size_t live() const { return live_.size(); }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::size_t bytes_ = 0;
+  std::unordered_set<std::string> live_;
+  std::map<std::string, std::string> recovered_;
+};
+
+}  // namespace mm::store
