@@ -253,7 +253,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     // Recorded before the server is asked: after a crash here, the slot it
     // may grant is not forgotten.
     if (auto err = controller.Intend(pool, name, a->client)) {
-      spdlog::error("pool {}: {}", pool, *err);
+      spdlog::debug("pool {}: {}", pool, *err);  // the journal's own error is logged once
       return Finish(a, Unavailable("cannot record the handshake: " + *err));
     }
     std::string key = Key(pool, name);

@@ -587,7 +587,11 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
 
 std::optional<std::string> Controller::Intend(const std::string& pool, const std::string& instance,
                                               const std::string& client) {
-  return impl_->intents.Add(IntentKey(pool, instance, client), client);
+  auto err = impl_->intents.Add(IntentKey(pool, instance, client), client);
+  // The disk is likely full: a tracked journal write marks the journal
+  // failing (readyz, no creates) and is retried until the disk takes it.
+  if (err) Commit({{store::Op::kPut, "health/intents", state::FormatTime(state::Clock::now())}}, nullptr);
+  return err;
 }
 
 void Controller::Settle(const std::string& pool, const std::string& instance, const std::string& client) {

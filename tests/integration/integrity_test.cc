@@ -32,11 +32,13 @@ void Apply(Operator& op, const std::string& name, const std::string& yaml) {
   ASSERT_TRUE(r.status == 200 || r.status == 201) << r.body;
 }
 
-// mm-gameservers of `capacity` slots.
-std::string Pool(const std::string& name, int warm, int max, int capacity) {
+// mm-gameservers of `capacity` slots, answering POST /reservation after
+// `delay_ms`.
+std::string Pool(const std::string& name, int warm, int max, int capacity, int delay_ms = 0) {
   return CommandPool(name, warm, max,
                      "[\"" + BinPath("mm-gameserver") + "\", \"--address\", \"127.0.0.1\", \"--capacity\", \"" +
-                         std::to_string(capacity) + "\"]");
+                         std::to_string(capacity) + "\", \"--reservation-delay-ms\", \"" + std::to_string(delay_ms) +
+                         "\"]");
 }
 
 // client id -> the game address of every server that holds it, as the
@@ -205,6 +207,251 @@ TEST(Integrity, DuplicatesAcrossKill9RoundsKeepOneServerPerClient) {
     EXPECT_EQ(view[id].front(), *addrs.begin()) << id;
   }
   EXPECT_EQ(view.size(), static_cast<std::size_t>(kClients)) << "slots held by ids no client asked for";
+}
+
+// A small tmpfs mounted on `dir` for as long as it lives (root only).
+class Tmpfs {
+ public:
+  Tmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
+    ok_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
+  }
+  ~Tmpfs() {
+    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+// Fills the file system of `dir` (a file written until ENOSPC); false if
+// it could not be created.
+bool FillDisk(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  std::string block(4096, 'x');
+  while (std::fwrite(block.data(), 1, block.size(), f) == block.size()) {
+  }
+  std::fclose(f);
+  return true;
+}
+
+// Clients that keep asking for slots (fresh ids, polling while 202 or 503),
+// recording every 200 they get.
+class Load {
+ public:
+  Load(Operator& op, int threads, std::string prefix) : op_(op) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, t, prefix] {
+        for (int i = 0; !stop_ && i < 100'000; ++i) {
+          std::string id = prefix + std::to_string(t) + "-" + std::to_string(i);
+          auto r = op_.Request(id);
+          // matchmakerd down (restarting): wait, do not burn through ids.
+          for (int p = 0; p < 200 && !stop_ && r.status == 0; ++p) {
+            std::this_thread::sleep_for(10ms);
+            r = op_.Request(id);
+          }
+          for (int p = 0; p < 50 && !stop_ && (r.status == 202 || r.status == 503); ++p) {
+            std::this_thread::sleep_for(5ms);
+            r = op_.Request(id);
+          }
+          std::lock_guard lock(mu_);
+          if (r.status != 200) unanswered_.push_back(id);
+          statuses_[r.status]++;
+          if (r.status == 200) told_[id] = r.body;
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::map<std::string, std::string> told() {
+    std::lock_guard lock(mu_);
+    return told_;
+  }
+  // Ids whose last answer was not a 200 (cut by a stop, 503, queued).
+  std::vector<std::string> unanswered() {
+    std::lock_guard lock(mu_);
+    return unanswered_;
+  }
+  int count(int status) {
+    std::lock_guard lock(mu_);
+    return statuses_[status];
+  }
+
+ private:
+  Operator& op_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::map<std::string, std::string> told_;
+  std::map<int, int> statuses_;
+  std::vector<std::string> unanswered_;
+};
+
+// Every client told a server is held there, by that server only, and asking
+// again answers the same server.
+void ExpectEveryAcknowledgedClientHeld(Operator& op, const std::map<std::string, std::string>& told,
+                                       const std::vector<std::string>& pools) {
+  auto view = ServerView(op, pools);
+  for (const auto& [id, addr] : told) {
+    ASSERT_EQ(view[id].size(), 1u) << id << " (told " << addr << ") is held by " << view[id].size() << " servers";
+    EXPECT_EQ(view[id].front(), addr) << id;
+    auto again = RequestPolling(op, id, 100, 10ms);
+    EXPECT_EQ(again.status, 200) << id << ": " << again.body;
+    EXPECT_EQ(again.body, addr) << id;
+  }
+}
+
+TEST(Integrity, FullDiskAcknowledgesNothingThatIsNotDurable) {
+  Operator op("full-disk");
+  Tmpfs disk(op.data_dir(), "2m");
+  if (!disk.ok()) {
+    if (std::getenv("CI")) FAIL() << "cannot mount a tmpfs (needs root)";
+    GTEST_SKIP() << "cannot mount a tmpfs (needs root)";
+  }
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", Pool("eu", 4, 12, 1000));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 4; }));
+  Load load(op, 4, "disk-");
+  ASSERT_TRUE(Eventually([&] { return load.told().size() >= 50; }));
+  std::string filler = op.data_dir() + "/filler";
+  ASSERT_TRUE(FillDisk(filler));
+  // The journal cannot write: not ready, and clients get 503, not 200.
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 503; }, 10s));
+  EXPECT_NE(op.Call("GET", "/readyz").body.find("journal"), std::string::npos);
+  EXPECT_NE(op.Call("GET", "/metrics").body.find("matchmaker_journal_up 0"), std::string::npos);
+  std::size_t before = load.told().size();
+  std::this_thread::sleep_for(1s);
+  auto direct = op.Request("while-full");
+  EXPECT_EQ(direct.status, 503) << direct.body;
+  EXPECT_EQ(direct.Header("Retry-After"), "1");
+  // Space again: the journal catches up, ready again, 200s again.
+  std::filesystem::remove(filler);
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 200; }, 10s));
+  ASSERT_TRUE(Eventually([&] { return load.told().size() >= before + 50; }));
+  auto served = RequestPolling(op, "while-full", 100, 10ms);
+  EXPECT_EQ(served.status, 200) << served.body;
+  load.Stop();
+  auto told = load.told();
+  told["while-full"] = served.body;
+  EXPECT_GT(load.count(200), 100);
+  // Nothing acknowledged was lost: kill -9, restart, every client where it was told.
+  op.Kill9();
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 200; }));
+  ExpectEveryAcknowledgedClientHeld(op, told, {"eu"});
+  // Scale-down never stops a server holding a player.
+  Apply(op, "eu", Pool("eu", 0, 12, 1000));
+  std::this_thread::sleep_for(1s);
+  auto view = ServerView(op, {"eu"});
+  for (const auto& [id, addr] : told) EXPECT_EQ(view[id].size(), 1u) << id << " lost its server";
+}
+
+TEST(Integrity, SigtermUnderLoadLosesNoAcknowledgedClient) {
+  Operator op("sigterm");
+  ASSERT_TRUE(op.Start());
+  // Handshakes take 300 ms: SIGTERM always lands in the middle of some.
+  Apply(op, "eu", Pool("eu", 4, 12, 1000, 300));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 4; }));
+  Load load(op, 6, "term-");
+  ASSERT_TRUE(Eventually([&] { return load.told().size() >= 12; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(op.Terminate(), 0) << "SIGTERM: exit 0";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
+  load.Stop();
+  auto told = load.told();
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", "/readyz").status == 200; }));
+  ExpectEveryAcknowledgedClientHeld(op, told, {"eu"});
+  // Clients whose request was cut by the stop ask again: one server each.
+  auto cut = load.unanswered();
+  std::printf("sigterm: %zu acknowledged, %zu unanswered\n", told.size(), cut.size());
+  for (const auto& id : cut) RequestPolling(op, id, 100, 10ms);
+  auto view = ServerView(op, {"eu"});
+  for (const auto& [id, servers] : view) EXPECT_EQ(servers.size(), 1u) << id << " is held by several servers";
+}
+
+// New, duplicate, polling, long-polling and cancelling clients, players
+// leaving and servers ending their match, all at once for a bounded time;
+// then the one-slot invariant against the servers' own view. The seed is
+// printed; MM_STRESS_SEED replays a sequence of actions.
+TEST(Integrity, RandomizedStressKeepsOneSlotPerClient) {
+  std::uint64_t seed = 20261127;
+  if (const char* s = std::getenv("MM_STRESS_SEED")) seed = std::strtoull(s, nullptr, 10);
+  std::printf("stress seed %llu (MM_STRESS_SEED)\n", static_cast<unsigned long long>(seed));
+  Operator op("stress");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", Pool("eu", 3, 12, 10));
+  Apply(op, "us", Pool("us", 1, 4, 3));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3 && Count(op.Pool("us"), "ready") == 1; }));
+  constexpr int kIds = 300, kWorkers = 6;
+  const auto deadline = std::chrono::steady_clock::now() + 6s;
+  std::atomic<int> actions{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&, w] {
+      std::mt19937_64 rng(seed + w);
+      for (int n = 0; n < 5000 && std::chrono::steady_clock::now() < deadline; ++n) {
+        std::string id = "s" + std::to_string(rng() % kIds);
+        std::string pool = rng() % 4 == 0 ? "?pool=us" : "";
+        switch (rng() % 10) {
+          case 0: {  // the same id twice at once
+            std::thread twin([&] { op.Request(id, pool); });
+            op.Request(id, pool);
+            twin.join();
+            break;
+          }
+          case 1:
+            op.Request(id, pool.empty() ? "?wait=200ms" : pool + "&wait=200ms");
+            break;
+          case 2:
+            op.Request(id, "", {}, "DELETE");
+            break;
+          case 3: {  // a player leaves its server
+            auto r = op.Request(id, "", {{"Accept", "application/json"}}, "GET");
+            if (r.status != 200) break;
+            auto v = json::parse(r.body);
+            for (const auto& i : op.Instances(std::string(v.at("pool").as_string()))) {
+              if (i.at("name") != v.at("instance")) continue;
+              auto port = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
+              http::HttpCall(port, "DELETE", "/reservation/" + id, "", {}, 2s);
+            }
+            break;
+          }
+          case 4:
+            if (rng() % 8 == 0) {  // a server ends its match
+              auto list = op.Instances(rng() % 2 ? "eu" : "us");
+              if (list.empty()) break;
+              const auto& i = list[rng() % list.size()];
+              if (i.at("state") == "Ready" || i.at("state") == "Starting") break;
+              auto port = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
+              http::HttpCall(port, "POST", "/close", "", {}, 2s);
+            }
+            break;
+          default:
+            RequestPolling(op, id + "", 5, 5ms);
+        }
+        ++actions;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::printf("stress: %d actions\n", actions.load());
+  EXPECT_GT(actions.load(), 200);
+  auto view = ServerView(op, {"eu", "us"});
+  for (const auto& [id, servers] : view) {
+    EXPECT_EQ(servers.size(), 1u) << id << " holds " << servers.size() << " slots (seed " << seed << ")";
+    // What matchmakerd says the client holds is what the server says.
+    auto r = op.Request(id, "", {}, "GET");
+    if (r.status == 200) EXPECT_EQ(r.body, servers.front()) << id;
+  }
 }
 
 }  // namespace
