@@ -25,6 +25,8 @@ constexpr char kPools[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
 std::map<std::string, std::uint16_t> ControlPorts(Operator& op, const std::string& pool) {
   std::map<std::string, std::uint16_t> out;
   for (const auto& i : op.Instances(pool)) {
+    const auto* ports = i.as_object().if_contains("ports");
+    if (!ports || !ports->is_object() || !ports->as_object().contains("game")) continue;  // still being created
     std::string addr = std::string(i.at("host").as_string()) + ":" +
                        std::to_string(i.at("ports").at("game").as_int64());
     out[addr] = static_cast<std::uint16_t>(i.at("controlPort").as_int64());
