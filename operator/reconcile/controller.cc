@@ -611,7 +611,9 @@ void Controller::Reserve(const std::string& pool, const std::string& instance, c
   if (was_ready) Enqueue(pool);  // the warm pool shrank: refill now
   Commit({{store::Op::kPut, ReservationKey(pool, instance, client), client}},
          [this, pool, instance, client, done = std::move(done)](std::optional<std::string> err) {
-           if (!err) Settle(pool, instance, client);  // recorded: the intent has served
+           // Recorded: the intent has served (a leftover record of it recovers
+           // to this same reservation, so none is written).
+           if (!err) impl_->intents.Remove(IntentKey(pool, instance, client), /*record=*/false);
            done(err);
          });
 }
@@ -620,6 +622,7 @@ void Controller::Release(const std::string& pool, const std::string& instance, c
                          Durable done) {
   auto it = impl_->pools.find(pool);
   if (it != impl_->pools.end()) it->second.state->RemoveReservation(instance, client);
+  Settle(pool, instance, client);  // no leftover intent may bring it back after a crash
   Commit({{store::Op::kDelete, ReservationKey(pool, instance, client), ""}}, std::move(done));
 }
 
@@ -640,7 +643,14 @@ std::optional<Controller::Holding> Controller::Holder(const std::string& client)
 }
 
 void Controller::SyncReservation(const Holding& holding, const std::string& client, Durable done) {
-  impl_->journal.Sync(ReservationKey(holding.pool, holding.instance, client), std::move(done));
+  impl_->journal.Sync(ReservationKey(holding.pool, holding.instance, client),
+                      [this, holding, client, done = std::move(done), alive = std::weak_ptr<bool>(impl_->alive)](
+                          std::optional<std::string> err) {
+                        if (auto a = alive.lock(); a && *a && !err) {
+                          impl_->intents.Remove(IntentKey(holding.pool, holding.instance, client), /*record=*/false);
+                        }
+                        done(err);
+                      });
 }
 
 std::optional<std::string> Controller::JournalError() const { return impl_->journal.error(); }

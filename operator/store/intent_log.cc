@@ -12,9 +12,9 @@
 namespace mm::store {
 namespace {
 
-// The file is cut back to empty whenever no intent is live and it grew
-// past this.
-constexpr std::size_t kTruncateAfter = 64 * 1024;
+// Past this size the file is cut back to the live intents (empty when none
+// is live, else rewritten: a handful of records).
+constexpr std::size_t kCompactAfter = 256 * 1024;
 
 }  // namespace
 
@@ -34,7 +34,7 @@ IntentLog::IntentLog(std::string path) : path_(std::move(path)) {
     throw std::runtime_error(path_ + ": truncate: " + std::strerror(errno));
   }
   bytes_ = good;
-  for (const auto& [k, v] : recovered_) live_.insert(k);
+  live_.insert(recovered_.begin(), recovered_.end());
 }
 
 IntentLog::~IntentLog() {
@@ -50,13 +50,16 @@ std::optional<std::string> IntentLog::Add(const std::string& key, const std::str
     return "intent log: " + err;
   }
   bytes_ += rec.size();
-  live_.insert(key);
+  live_[key] = value;
   return std::nullopt;
 }
 
-void IntentLog::Remove(const std::string& key) {
-  if (live_.erase(key) == 0) return;
-  if (live_.empty() && bytes_ > kTruncateAfter) return Clear();
+void IntentLog::Remove(const std::string& key, bool record) {
+  // A settled key is written again only when asked (a release of a slot
+  // whose intent record may have been left behind).
+  if (live_.erase(key) == 0 && !record) return;
+  if (bytes_ > kCompactAfter) return live_.empty() ? Clear() : Rewrite();
+  if (!record) return;
   std::string rec = Store::EncodeRecord({Op::kDelete, key, ""});
   // A delete that cannot be written leaves an intent that recovery takes as
   // "maybe held": the safe side.
@@ -65,6 +68,25 @@ void IntentLog::Remove(const std::string& key) {
   } else {
     (void)::ftruncate(fd_, static_cast<off_t>(bytes_));
   }
+}
+
+void IntentLog::Rewrite() {
+  std::string buf;
+  for (const auto& [k, v] : live_) buf += Store::EncodeRecord({Op::kPut, k, v});
+  std::string tmp = path_ + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  // rename(2) swaps the files atomically; no fsync: like every intent, the
+  // result need only survive the process.
+  if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size()) ||
+      ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  bytes_ = buf.size();
 }
 
 void IntentLog::Clear() {

@@ -16,7 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace mm::store {
 
@@ -33,7 +33,12 @@ class IntentLog {
   const std::map<std::string, std::string>& recovered() const { return recovered_; }
   // Records an intent; an error message when it could not be written.
   std::optional<std::string> Add(const std::string& key, const std::string& value);
-  void Remove(const std::string& key);
+  // The intent is settled. `record` false skips the delete record: for an
+  // intent whose outcome the journal holds durably, recovery finds the same
+  // answer there, so a leftover record is harmless (it saves a system call
+  // per allocation). With `record`, the delete is written even for a key
+  // already settled that way.
+  void Remove(const std::string& key, bool record = true);
   // Forgets everything (the recovered intents are journaled elsewhere).
   void Clear();
   std::size_t live() const { return live_.size(); }
@@ -42,7 +47,9 @@ class IntentLog {
   std::string path_;
   int fd_ = -1;
   std::size_t bytes_ = 0;
-  std::unordered_set<std::string> live_;
+  std::unordered_map<std::string, std::string> live_;  // key -> value
+
+  void Rewrite();  // the live intents only, into a fresh file
   std::map<std::string, std::string> recovered_;
 };
 
