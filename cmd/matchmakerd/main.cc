@@ -16,9 +16,9 @@
 #include "operator/backend/docker_backend.h"
 #include "operator/backend/process_backend.h"
 #include "operator/backend/swarm_backend.h"
-#include "operator/http/auth.h"
-#include "operator/http/client_api.h"
-#include "operator/http/admin_api.h"
+#include "operator/apiserver/auth.h"
+#include "operator/apiserver/client_api.h"
+#include "operator/apiserver/admin_api.h"
 #include "operator/http/server.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
@@ -170,19 +170,19 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(f.log_level));
 
-  std::unique_ptr<mm::http::Authorizer> auth = mm::http::HeaderAuthorizer();
+  std::unique_ptr<mm::apiserver::Authorizer> auth = mm::apiserver::HeaderAuthorizer();
   if (f.auth == "jwt") {
-    std::variant<std::unique_ptr<mm::http::Authorizer>, std::string> made = std::string(
+    std::variant<std::unique_ptr<mm::apiserver::Authorizer>, std::string> made = std::string(
         "--auth jwt needs --jwt-secret-file (HS256) or --jwt-public-key-file (RS256/ES256)");
     if (!f.jwt_secret_file.empty() && !f.jwt_public_key_file.empty()) {
       made = std::string("give --jwt-secret-file or --jwt-public-key-file, not both");
     } else if (!f.jwt_secret_file.empty()) {
       auto secret = ReadSecret(f.jwt_secret_file);
-      made = secret ? mm::http::JwtAuthorizer(mm::http::JwtAlgorithm::kHS256, *secret)
+      made = secret ? mm::apiserver::JwtAuthorizer(mm::apiserver::JwtAlgorithm::kHS256, *secret)
                     : std::string("cannot read " + f.jwt_secret_file);
     } else if (!f.jwt_public_key_file.empty()) {
       auto pem = ReadSecret(f.jwt_public_key_file);
-      made = pem ? mm::http::JwtAuthorizerFromPublicKey(*pem + "\n")
+      made = pem ? mm::apiserver::JwtAuthorizerFromPublicKey(*pem + "\n")
                  : std::string("cannot read " + f.jwt_public_key_file);
     }
     if (auto* err = std::get_if<std::string>(&made)) {
@@ -275,8 +275,8 @@ int main(int argc, char** argv) {
   mm::reconcile::Controller controller(io, *store, backend, &metrics);
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
-  mm::http::ClientApi client_api(allocator, *auth);
-  mm::http::AdminApi admin(controller, metrics, token, [&backend, &controller]() -> std::optional<std::string> {
+  mm::apiserver::ClientApi client_api(allocator, *auth);
+  mm::apiserver::AdminApi admin(controller, metrics, token, [&backend, &controller]() -> std::optional<std::string> {
     if (auto err = controller.JournalError()) return "journal cannot write: " + *err;
     if (backend.Available()) return std::nullopt;
     return "backend unavailable: " + backend.UnavailableReason();

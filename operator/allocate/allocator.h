@@ -57,17 +57,27 @@ struct Options {
   std::chrono::milliseconds queue_ttl{60'000};   // a queued client not back by then is dropped
 };
 
-class Allocator {
+// What the client API asks of an allocator (the seam its handler tests use).
+class Allocation {
+ public:
+  virtual ~Allocation() = default;
+  // `done` runs exactly once, now or later, on the io thread.
+  virtual void Allocate(Request request, std::function<void(Result)> done) = 0;
+  // Cancels a queued request; false when the client is not queued.
+  virtual bool Cancel(const std::string& client) = 0;
+  // What the client holds or waits for, without a handshake.
+  virtual Result Lookup(const std::string& client) const = 0;
+};
+
+class Allocator final : public Allocation {
  public:
   Allocator(boost::asio::io_context& io, reconcile::Controller& controller, metrics::Metrics* metrics,
             Options options = {});
-  ~Allocator();
+  ~Allocator() override;
 
-  void Allocate(Request request, std::function<void(Result)> done);
-  // Cancels a queued request; false when the client is not queued.
-  bool Cancel(const std::string& client);
-  // What the client holds or waits for, without a handshake.
-  Result Lookup(const std::string& client) const;
+  void Allocate(Request request, std::function<void(Result)> done) override;
+  bool Cancel(const std::string& client) override;
+  Result Lookup(const std::string& client) const override;
   int Pending(const std::string& pool) const;
   // Graceful stop: no new attempts (503), long-polls answered now (202),
   // `drained` runs once every attempt in flight has answered.

@@ -21,7 +21,11 @@ namespace mm::metrics {
 class Metrics;
 }
 
-namespace mm::http {
+namespace mm::apiserver {
+
+using http::Reply;
+using http::Request;
+using http::Response;
 
 inline constexpr char kPoolsPath[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
 
@@ -43,4 +47,4 @@ class AdminApi {
   std::function<std::optional<std::string>()> not_ready_;
 };
 
-}  // namespace mm::http
+}  // namespace mm::apiserver

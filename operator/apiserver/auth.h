@@ -16,7 +16,11 @@
 
 #include "operator/http/message.h"
 
-namespace mm::http {
+namespace mm::apiserver {
+
+using http::Reply;
+using http::Request;
+using http::Response;
 
 struct AuthError {
   std::string message;
@@ -41,4 +45,4 @@ std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKe
 // base64url without padding (RFC 7515); nullopt for anything else.
 std::optional<std::string> Base64UrlDecode(std::string_view in);
 
-}  // namespace mm::http
+}  // namespace mm::apiserver

@@ -1,12 +1,13 @@
-#include "operator/http/client_api.h"
+#include "operator/apiserver/client_api.h"
 
 #include <boost/json.hpp>
 #include <charconv>
 
 #include "api/reservation/client_id.h"
+#include "operator/apiserver/errors.h"
 #include "operator/allocate/allocator.h"
 
-namespace mm::http {
+namespace mm::apiserver {
 namespace json = boost::json;
 using allocate::Result;
 
@@ -39,15 +40,13 @@ Response Answer(const Request& req, const std::string& client, const Result& r) 
       res.headers.push_back({"Retry-After", std::to_string(r.retry_after_s)});
       return res;
     }
-    case Result::Kind::kNotFound: return JsonError(404, r.message);
-    case Result::Kind::kQueueFull: return JsonError(429, r.message);
+    case Result::Kind::kNotFound: return Error(Reason::kNotFound, r.message);
+    case Result::Kind::kQueueFull: return Error(Reason::kTooManyRequests, r.message);
     case Result::Kind::kUnavailable: {
-      Response res = JsonError(503, r.message);
-      res.headers.push_back({"Retry-After", "1"});
-      return res;
+      return Error(Reason::kServiceUnavailable, r.message, r.retry_after_s);
     }
   }
-  return JsonError(500, "unexpected allocation result");
+  return Error(Reason::kInternalError, "unexpected allocation result");
 }
 
 }  // namespace
@@ -72,23 +71,23 @@ std::optional<std::chrono::milliseconds> ParseWait(std::string_view s) {
 }
 
 void ClientApi::Handle(Request&& req, Reply reply) {
-  if (req.path != "/request") return reply(JsonError(404, "not found: the client API serves /request"));
+  if (req.path != "/request") return reply(Error(Reason::kNotFound, "not found: the client API serves /request"));
   if (req.method != "POST" && req.method != "GET" && req.method != "DELETE") {
-    return reply(JsonError(405, "method " + req.method + " not allowed"));
+    return reply(Error(Reason::kMethodNotAllowed, "method " + req.method + " not allowed"));
   }
   auto who = auth_.Authenticate(req);
-  if (auto* err = std::get_if<AuthError>(&who)) return reply(JsonError(401, err->message));
+  if (auto* err = std::get_if<AuthError>(&who)) return reply(Error(Reason::kUnauthorized, err->message));
   std::string client = std::get<std::string>(std::move(who));
-  if (auto why = reservation::CheckClientId(client)) return reply(JsonError(400, *why));
+  if (auto why = reservation::CheckClientId(client)) return reply(Error(Reason::kBadRequest, *why));
 
   if (req.method == "GET") return reply(Answer(req, client, allocator_.Lookup(client)));
   if (req.method == "DELETE") {
-    if (!allocator_.Cancel(client)) return reply(JsonError(404, "the client is not queued"));
+    if (!allocator_.Cancel(client)) return reply(Error(Reason::kNotFound, "the client is not queued"));
     return reply(Response{.body = "cancelled\n"});
   }
   allocate::Request ar;
   ar.client = client;
-  for (const auto& [k, v] : ParseQuery(req.query)) {
+  for (const auto& [k, v] : http::ParseQuery(req.query)) {
     if (k == "pool") {
       ar.pool = v;
     } else if (k == "selector") {
@@ -98,21 +97,21 @@ void ClientApi::Handle(Request&& req, Reply reply) {
         std::string_view term = sel.substr(0, comma);
         auto eq = term.find('=');
         if (eq == std::string_view::npos || eq == 0) {
-          return reply(JsonError(400, "selector terms are key=value, comma-separated"));
+          return reply(Error(Reason::kBadRequest, "selector terms are key=value, comma-separated"));
         }
         ar.selector[std::string(term.substr(0, eq))] = std::string(term.substr(eq + 1));
         sel = comma == std::string_view::npos ? std::string_view{} : sel.substr(comma + 1);
       }
     } else if (k == "wait") {
       auto w = ParseWait(v);
-      if (!w) return reply(JsonError(400, "wait must be a duration like 2s or 500ms, at most 1m"));
+      if (!w) return reply(Error(Reason::kBadRequest, "wait must be a duration like 2s or 500ms, at most 1m"));
       ar.wait = *w;
     }
   }
-  if (!ar.pool.empty() && !ar.selector.empty()) return reply(JsonError(400, "use pool or selector, not both"));
+  if (!ar.pool.empty() && !ar.selector.empty()) return reply(Error(Reason::kBadRequest, "use pool or selector, not both"));
   allocator_.Allocate(std::move(ar), [req = std::move(req), client, reply](Result r) {
     reply(Answer(req, client, r));
   });
 }
 
-}  // namespace mm::http
+}  // namespace mm::apiserver

@@ -1,14 +1,15 @@
-#include "operator/http/admin_api.h"
+#include "operator/apiserver/admin_api.h"
 
 #include <boost/json.hpp>
 
 #include "api/v1alpha1/codec.h"
+#include "operator/apiserver/errors.h"
 #include "api/v1alpha1/decode.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
 #include "operator/state/instance_codec.h"
 
-namespace mm::http {
+namespace mm::apiserver {
 namespace json = boost::json;
 namespace {
 
@@ -18,13 +19,13 @@ Response Json(int status, const json::value& v) {
 
 // Kubernetes' 422: every field error, and the first ones in the message.
 Response Invalid(const std::vector<api::FieldError>& errors) {
-  json::array list;
+  std::vector<std::string> causes;
   std::string message;
   for (const auto& e : errors) {
-    list.emplace_back(e.ToString());
+    causes.push_back(e.ToString());
     if (message.size() < 400) message += (message.empty() ? "" : "; ") + e.ToString();
   }
-  return Json(422, json::object{{"message", "invalid ServerPool: " + message}, {"errors", std::move(list)}});
+  return Error(Reason::kInvalid, "invalid ServerPool: " + message, 0, causes);
 }
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
@@ -62,12 +63,12 @@ void AdminApi::Handle(Request&& req, Reply reply) {
     if (token_) {
       const std::string* auth = req.Find("Authorization");
       if (!auth || !auth->starts_with("Bearer ") || !ConstantTimeEqual(auth->substr(7), *token_)) {
-        return reply(JsonError(401, "Unauthorized: a valid bearer token is required"));
+        return reply(Error(Reason::kUnauthorized, "Unauthorized: a valid bearer token is required"));
       }
     }
     return Pools(std::move(req), std::move(reply));
   }
-  reply(JsonError(404, "the server could not find the requested resource"));
+  reply(Error(Reason::kNotFound, "the server could not find the requested resource"));
 }
 
 void AdminApi::Pools(Request&& req, Reply reply) {
@@ -80,66 +81,66 @@ void AdminApi::Pools(Request&& req, Reply reply) {
 
   if (name.empty()) {
     if (m == "GET") return reply(Json(200, ListOf(controller_.List())));
-    if (m != "POST") return reply(JsonError(405, "method " + m + " not allowed"));
+    if (m != "POST") return reply(Error(Reason::kMethodNotAllowed, "method " + m + " not allowed"));
   } else if (!sub.empty()) {
-    if (m != "GET") return reply(JsonError(405, "method " + m + " not allowed"));
+    if (m != "GET") return reply(Error(Reason::kMethodNotAllowed, "method " + m + " not allowed"));
     if (sub == "instances") {
       auto list = controller_.Instances(name);
-      if (!list) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+      if (!list) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
       json::array items;
       for (const auto& i : *list) items.push_back(state::ToJson(i));
       return reply(Json(200, json::object{{"kind", "InstanceList"}, {"items", std::move(items)}}));
     }
     if (sub == "events") {
-      if (!controller_.Get(name)) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+      if (!controller_.Get(name)) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
       json::array items;
       for (const auto& e : controller_.Events(name)) {
         items.push_back(json::object{{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
       }
       return reply(Json(200, json::object{{"kind", "EventList"}, {"items", std::move(items)}}));
     }
-    return reply(JsonError(404, "the server could not find the requested resource"));
+    return reply(Error(Reason::kNotFound, "the server could not find the requested resource"));
   } else if (m == "GET") {
     auto pool = controller_.Get(name);
-    if (!pool) return reply(JsonError(404, "serverpools \"" + name + "\" not found"));
+    if (!pool) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
     return reply(Json(200, api::ToJson(*pool)));
   } else if (m == "DELETE") {
     bool force = false;
-    for (const auto& [k, v] : ParseQuery(req.query)) {
+    for (const auto& [k, v] : http::ParseQuery(req.query)) {
       if (k == "force") force = v.empty() || v == "true" || v == "1";
     }
     return controller_.Delete(name, force, [reply](std::optional<api::ServerPool> p, std::string error) {
-      if (!p) return reply(JsonError(error.starts_with("store") ? 500 : 404, error));
+      if (!p) return reply(Error(error.starts_with("store") ? Reason::kInternalError : Reason::kNotFound, error));
       reply(Json(200, api::ToJson(*p)));
     });
   } else if (m != "PUT") {
-    return reply(JsonError(405, "method " + m + " not allowed"));
+    return reply(Error(Reason::kMethodNotAllowed, "method " + m + " not allowed"));
   }
 
   // PUT /serverpools/{name} or POST /serverpools: body is YAML or JSON.
   auto decoded = api::DecodePools(req.body, "request body");
   if (!decoded.ok()) return reply(Invalid(decoded.errors));
   if (decoded.pools.size() != 1) {
-    return reply(JsonError(400, "the body must hold exactly one ServerPool, found " +
+    return reply(Error(Reason::kBadRequest, "the body must hold exactly one ServerPool, found " +
                                     std::to_string(decoded.pools.size())));
   }
   api::ServerPool pool = std::move(decoded.pools[0]);
   if (!name.empty() && pool.metadata.name != name) {
-    return reply(JsonError(400, "metadata.name \"" + pool.metadata.name + "\" does not match the name in the URL \"" +
+    return reply(Error(Reason::kBadRequest, "metadata.name \"" + pool.metadata.name + "\" does not match the name in the URL \"" +
                                     name + "\""));
   }
   if (name.empty() && controller_.Get(pool.metadata.name)) {
-    return reply(JsonError(409, "serverpools \"" + pool.metadata.name + "\" already exists"));
+    return reply(Error(Reason::kConflict, "serverpools \"" + pool.metadata.name + "\" already exists"));
   }
   controller_.Apply(std::move(pool), [reply](reconcile::ApplyOutcome outcome, api::ServerPool p, std::string error) {
     switch (outcome) {
       case reconcile::ApplyOutcome::kCreated: return reply(Json(201, api::ToJson(p)));
       case reconcile::ApplyOutcome::kUpdated:
       case reconcile::ApplyOutcome::kUnchanged: return reply(Json(200, api::ToJson(p)));
-      case reconcile::ApplyOutcome::kConflict: return reply(JsonError(409, error));
-      case reconcile::ApplyOutcome::kError: return reply(JsonError(500, error));
+      case reconcile::ApplyOutcome::kConflict: return reply(Error(Reason::kConflict, error));
+      case reconcile::ApplyOutcome::kError: return reply(Error(Reason::kInternalError, error));
     }
   });
 }
 
-}  // namespace mm::http
+}  // namespace mm::apiserver

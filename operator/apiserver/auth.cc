@@ -1,4 +1,4 @@
-#include "operator/http/auth.h"
+#include "operator/apiserver/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -12,7 +12,7 @@
 #include <memory>
 #include <optional>
 
-namespace mm::http {
+namespace mm::apiserver {
 namespace {
 
 class HeaderAuth : public Authorizer {
@@ -230,4 +230,4 @@ std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKe
   }
 }
 
-}  // namespace mm::http
+}  // namespace mm::apiserver

@@ -1,4 +1,4 @@
-// JWT verification (OpenSSL, operator/http/auth.cc) against tokens signed
+// JWT verification (OpenSSL, operator/apiserver/auth.cc) against tokens signed
 // by another implementation (libjwt), with keys made in memory.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -8,10 +8,10 @@
 #include <ctime>
 #include <memory>
 
-#include "operator/http/auth.h"
+#include "operator/apiserver/auth.h"
 #include "tests/support/jwt_sign.h"
 
-namespace mm::http {
+namespace mm::apiserver {
 namespace {
 using mm::testing::SignJwt;
 
@@ -157,4 +157,4 @@ TEST(Jwt, KeysThatDoNotFitTheAlgorithmAreRefusedAtStart) {
 }
 
 }  // namespace
-}  // namespace mm::http
+}  // namespace mm::apiserver

@@ -11,22 +11,26 @@
 #include <optional>
 #include <string_view>
 
-#include "operator/http/auth.h"
+#include "operator/apiserver/auth.h"
 #include "operator/http/message.h"
 
 namespace mm::allocate {
-class Allocator;
+class Allocation;
 }
 
-namespace mm::http {
+namespace mm::apiserver {
+
+using http::Reply;
+using http::Request;
+using http::Response;
 
 class ClientApi {
  public:
-  ClientApi(allocate::Allocator& allocator, const Authorizer& auth) : allocator_(allocator), auth_(auth) {}
+  ClientApi(allocate::Allocation& allocator, const Authorizer& auth) : allocator_(allocator), auth_(auth) {}
   void Handle(Request&& req, Reply reply);
 
  private:
-  allocate::Allocator& allocator_;
+  allocate::Allocation& allocator_;
   const Authorizer& auth_;
 };
 
@@ -34,4 +38,4 @@ class ClientApi {
 // over a minute.
 std::optional<std::chrono::milliseconds> ParseWait(std::string_view s);
 
-}  // namespace mm::http
+}  // namespace mm::apiserver
