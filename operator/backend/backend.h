@@ -54,9 +54,13 @@ class Backend {
   // still running (by instance name, with fresh placement); the others are
   // reported as exited; objects of ours no record names (orphans) are
   // stopped. Never touches objects that are not ours. `done` runs once,
-  // possibly later (an engine that is down is waited for).
+  // possibly later (an engine that is down is waited for). `templates`
+  // (pool -> template) lets a backend place an instance whose create was in
+  // flight at a crash (recorded, no placement yet) from the object itself.
   using Adopted = std::map<std::string, Placement>;
-  virtual void Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) = 0;
+  using Templates = std::map<std::string, api::Template>;
+  virtual void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
+                     std::function<void(Adopted)> done) = 0;
   virtual void OnExit(std::function<void(ExitEvent)> handler) = 0;
   // False while the engine cannot be reached (for /readyz), with why.
   virtual bool Available() const { return true; }

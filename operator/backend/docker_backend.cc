@@ -316,7 +316,12 @@ void DockerBackend::Remove(const state::Instance& instance) {
 struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
   std::weak_ptr<DockerBackend::Impl> impl;
   std::map<std::string, state::Instance> known;
+  Backend::Templates templates;
   std::function<void(Backend::Adopted)> done;
+  Backend::Adopted adopted;
+  std::vector<std::tuple<std::string, int, std::string>> ended;
+  std::vector<ExitEvent> gone;
+  int inspecting = 0;
 
   void Try(int n) {
     auto self = impl.lock();
@@ -337,9 +342,10 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
       });
       return;
     }
-    Backend::Adopted adopted;
-    std::vector<std::tuple<std::string, int, std::string>> ended;
     std::set<std::string> seen;
+    // Running containers whose create was in flight at a crash: recorded,
+    // no placement yet. Their placement is read back from the engine.
+    std::vector<std::pair<std::string, InstanceSpec>> to_inspect;
     for (const auto& c : r.body.get_array()) {
       if (!Owned(JsonAt(c, {"Labels"}), self->opts.container.owner)) continue;  // never touch what is not ours
       std::string id = JsonString(c, {"Id"}), state = JsonString(c, {"State"});
@@ -349,10 +355,13 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
       if (k != known.end() && !seen.contains(name)) {
         seen.insert(name);
         self->Track(id, k->second.pool, name);
+        auto t = templates.find(k->second.pool);
         if (running && k->second.control_port > 0) {
           // A running container keeps its published ports and address.
           adopted.emplace(name, Placement{id, k->second.host, k->second.control_host, k->second.control_port,
                                           k->second.ports});
+        } else if (running && t != templates.end()) {
+          to_inspect.emplace_back(id, InstanceSpec{k->second.pool, name, k->second.template_hash, t->second});
         } else if (running) {
           ended.emplace_back(id, -1, "was still being created when matchmakerd stopped");
         } else {
@@ -364,10 +373,34 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
       spdlog::info("docker: removing orphan container {} ({})", id.substr(0, 12), name);
       self->Discard(id, running);
     }
-    std::vector<ExitEvent> gone;
     for (const auto& [name, inst] : known) {
       if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "container is gone"});
     }
+    inspecting = static_cast<int>(to_inspect.size());
+    if (inspecting == 0) return Finish();
+    for (auto& [id, spec] : to_inspect) {
+      self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr,
+                 [job = shared_from_this(), id, spec](Result r) {
+                   auto self = job->impl.lock();
+                   if (!self) return;
+                   auto placed = r.ok() ? PlacementFromInspect(r.body, spec, self->opts.container)
+                                        : std::variant<Placement, std::string>(r.message);
+                   if (auto* p = std::get_if<Placement>(&placed)) {
+                     spdlog::info("docker: adopted {} ({}), created while matchmakerd stopped", spec.name,
+                                  id.substr(0, 12));
+                     job->adopted.emplace(spec.name, *p);
+                   } else {
+                     job->ended.emplace_back(id, -1, "created while matchmakerd stopped, not placeable: " +
+                                                         std::get<std::string>(placed));
+                   }
+                   if (--job->inspecting == 0) job->Finish();
+                 });
+    }
+  }
+
+  void Finish() {
+    auto self = impl.lock();
+    if (!self) return;
     spdlog::info("docker: engine API {} at {}; adopted {} running container(s)", self->link->client().api_version(),
                  self->link->endpoint(), adopted.size());
     std::exchange(done, nullptr)(std::move(adopted));
@@ -383,10 +416,12 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
   }
 };
 
-void DockerBackend::Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) {
+void DockerBackend::Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
+             std::function<void(Adopted)> done) {
   auto job = std::make_shared<AdoptJob>();
   job->impl = impl_;
   for (const auto* i : known) job->known.emplace(i->name, *i);
+  job->templates = templates;
   job->done = std::move(done);
   job->Try(0);
 }

@@ -386,7 +386,9 @@ void ProcessBackend::Remove(const state::Instance& instance) {
   });
 }
 
-void ProcessBackend::Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) {
+// `templates` is not needed: a child's placement is in its environment.
+void ProcessBackend::Adopt(const std::vector<const state::Instance*>& known, const Templates& /*templates*/,
+             std::function<void(Adopted)> done) {
   auto& impl = *impl_;
   std::map<std::string, const state::Instance*> by_key;
   for (const auto* i : known) by_key[i->pool + "/" + i->name] = i;

@@ -37,7 +37,8 @@ class ProcessBackend : public Backend {
   std::string_view name() const override { return "process"; }
   void Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) override;
   void Remove(const state::Instance& instance) override;
-  void Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) override;
+  void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
+             std::function<void(Adopted)> done) override;
   void OnExit(std::function<void(ExitEvent)> handler) override;
 
   // "matchmakerd:<absolute data dir>": the MM_MANAGED_BY value of our children.

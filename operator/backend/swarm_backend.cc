@@ -280,7 +280,10 @@ void SwarmBackend::Remove(const state::Instance& instance) {
   });
 }
 
-void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, std::function<void(Adopted)> done) {
+// `templates` is not used yet: a service created while matchmakerd was down
+// is ended once and replaced (docs/status.md).
+void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, const Templates& /*templates*/,
+             std::function<void(Adopted)> done) {
   struct Job : std::enable_shared_from_this<Job> {
     std::weak_ptr<Impl> impl;
     std::map<std::string, state::Instance> known;

@@ -47,7 +47,8 @@ class SwarmBackend : public Backend {
   std::string_view name() const override { return "swarm"; }
   void Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) override;
   void Remove(const state::Instance& instance) override;
-  void Adopt(const std::vector<const state::Instance*>& known, std::function<void(Adopted)> done) override;
+  void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
+             std::function<void(Adopted)> done) override;
   void OnExit(std::function<void(ExitEvent)> handler) override;
   bool Available() const override;
   std::string UnavailableReason() const override;

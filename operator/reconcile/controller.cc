@@ -235,7 +235,9 @@ void Controller::Start() {
       if (up) Enqueue(name);
     }
   });
-  impl.backend.Adopt(known, [this, alive = std::weak_ptr<bool>(impl_->alive),
+  backend::Backend::Templates templates;
+  for (const auto& [name, e] : impl.pools) templates[name] = e.state->pool().spec.templ;
+  impl.backend.Adopt(known, templates, [this, alive = std::weak_ptr<bool>(impl_->alive),
                              known_count = known.size()](backend::Backend::Adopted adopted) {
     if (auto a = alive.lock(); !a || !*a) return;
     FinishStart(std::move(adopted), known_count);

@@ -218,6 +218,39 @@ TEST_F(DockerE2E, Kill9ThenRestartAdoptsEveryContainerAndCreatesNone) {
   EXPECT_EQ(created.out, "") << "no container created after the restart";
 }
 
+// kill -9 while containers are being created: their records are durable
+// (written before the engine was asked) but carry no placement yet. After
+// the restart every container that existed is adopted by its
+// dev.matchmaker.instance label and its placement read back from the
+// engine: none is removed and replaced.
+TEST_F(DockerE2E, CreatesInFlightAtKill9AreAdoptedNotReplaced) {
+  DockerOperator op("inflight");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ContainerPool("eu", 3)).status, 201);
+  bool caught = Eventually(
+      [&] {
+        for (const auto& i : op.Instances("eu")) {
+          if (i.at("controlPort").as_int64() != 0) continue;
+          auto made = Docker({"ps", "-aq", "--filter", "label=dev.matchmaker.owner=" + op.owner(), "--filter",
+                              "label=dev.matchmaker.instance=" + std::string(i.at("name").as_string())});
+          if (!made.out.empty()) return true;
+        }
+        return false;
+      },
+      20s);
+  op.Kill9();
+  ASSERT_TRUE(caught) << "no create was caught in flight (a container made, its placement not recorded)";
+  std::this_thread::sleep_for(1s);  // creates the engine was already handling finish
+  auto before = op.Containers(true);
+  ASSERT_FALSE(before.empty());
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3); }, 60s));
+  auto after = op.Containers(true);
+  for (const auto& id : before) EXPECT_TRUE(after.contains(id)) << id.substr(0, 12) << " was removed, not adopted";
+  auto r = op.Request("bob");
+  ASSERT_EQ(r.status, 200) << r.body;
+}
+
 TEST_F(DockerE2E, ContainersWithoutOurLabelsSurviveDeletionAndOrphanCleanup) {
   DockerOperator op("foreign");
   // Before matchmakerd starts: a stranger, one of another matchmakerd, and an orphan of ours.
