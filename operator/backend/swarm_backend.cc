@@ -48,6 +48,9 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   SwarmOptions opts;
   std::shared_ptr<EngineLink> link;
   std::map<std::string, Service> services;  // service id -> instance
+  // Orphan services asked to be deleted; their tasks linger while they shut
+  // down, and each orphan is removed (and logged) once, not on every poll.
+  std::set<std::string> deleting;
   std::map<std::string, std::string> ids;   // instance name -> service id
   std::set<std::string> posting;            // names whose create request is in flight
   std::set<std::string> doomed;             // removed while posting
@@ -99,9 +102,10 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   }
 
   void DeleteService(const std::string& id) {
-    Call("DELETE", "/services/" + Enc(id), nullptr, [id](Result r) {
+    Call("DELETE", "/services/" + Enc(id), nullptr, [id, weak = weak_from_this()](Result r) {
       if (!r.ok() && r.code != Errc::kNotFound) {
         spdlog::warn("swarm: remove service {}: {} (retried by the next poll)", id, r.message);
+        if (auto self = weak.lock()) self->deleting.erase(id);
       }
     });
   }
@@ -197,9 +201,11 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
       }
     }
     for (auto& [id, code, message] : ended) Ended(id, code, message);
-    // Services of ours that no instance names (left by a crash): removed.
+    // Services of ours that no instance names (left by a crash): removed,
+    // once.
+    std::erase_if(deleting, [&](const std::string& sid) { return !services_seen.contains(sid); });
     for (const auto& sid : services_seen) {
-      if (services.contains(sid)) continue;
+      if (services.contains(sid) || !deleting.insert(sid).second) continue;
       spdlog::info("swarm: removing service {}, no instance of ours names it", sid);
       DeleteService(sid);
     }
