@@ -60,6 +60,7 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   bool closed = false;
   bool poll_in_flight = false;
   bool poll_again = false;
+  bool polled = false;  // the poll loop runs
   net::steady_timer poll_timer;
 
   // Calls run only while this backend exists.
@@ -154,6 +155,7 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
 
   // One look at the swarm: nodes, then our tasks.
   void Poll() {
+    polled = true;
     poll_in_flight = true;
     Call("GET", "/nodes", nullptr, [weak = weak_from_this()](Result r) {
       auto self = weak.lock();
@@ -286,14 +288,17 @@ void SwarmBackend::Remove(const state::Instance& instance) {
   });
 }
 
-// `templates` is not used yet: a service created while matchmakerd was down
-// is ended once and replaced (docs/status.md).
-void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, const Templates& /*templates*/,
-             std::function<void(Adopted)> done) {
+void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, const Templates& templates,
+                         std::function<void(Adopted)> done) {
   struct Job : std::enable_shared_from_this<Job> {
     std::weak_ptr<Impl> impl;
     std::map<std::string, state::Instance> known;
+    Templates templates;
     std::function<void(Adopted)> done;
+    Adopted adopted;
+    std::vector<ExitEvent> gone;
+    int waiting = 0;  // services created while we were down, not placed yet
+    std::vector<std::pair<std::string, std::string>> half_made;  // id, name: no template to place them
     void Try(int n) {
       auto self = impl.lock();
       if (!self) return;
@@ -311,9 +316,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
         });
         return;
       }
-      Adopted adopted;
       std::set<std::string> seen;
-      std::vector<std::pair<std::string, std::string>> half_made;  // id, name
       for (const auto& svc : r.body.get_array()) {
         if (!Owned(JsonAt(svc, {"Spec", "Labels"}), self->opts.service.owner)) continue;  // never touch what is not ours
         std::string id = JsonString(svc, {"ID"});
@@ -325,26 +328,48 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
           continue;
         }
         seen.insert(name);
-        self->Track(id, Impl::Service{k->second.pool, name, std::nullopt, nullptr});
-        if (k->second.control_port > 0) {
-          adopted.emplace(name, Placement{id, k->second.host, k->second.control_host, k->second.control_port,
-                                          k->second.ports});
+        const auto& inst = k->second;
+        if (inst.control_port > 0) {
+          self->Track(id, Impl::Service{inst.pool, name, std::nullopt, nullptr});
+          adopted.emplace(name, Placement{id, inst.host, inst.control_host, inst.control_port, inst.ports});
+        } else if (auto t = templates.find(inst.pool); t != templates.end()) {
+          // Created while matchmakerd was down (recorded, no placement yet):
+          // placed from its task like a create in flight, then adopted.
+          ++waiting;
+          InstanceSpec spec{inst.pool, name, inst.template_hash, t->second};
+          self->Track(id, Impl::Service{inst.pool, name, spec,
+                                        [job = shared_from_this(), pool = inst.pool, name](CreateResult r) {
+                                          if (auto* p = std::get_if<Placement>(&r)) {
+                                            spdlog::info("swarm: adopted {}, created while matchmakerd stopped", name);
+                                            job->adopted.emplace(name, *p);
+                                          } else {
+                                            job->gone.push_back({pool, name, -1, std::get<std::string>(r)});
+                                          }
+                                          if (--job->waiting == 0) job->Finish();
+                                        }});
         } else {
+          self->Track(id, Impl::Service{inst.pool, name, std::nullopt, nullptr});
           half_made.emplace_back(id, name);
         }
       }
-      std::vector<ExitEvent> gone;
       for (const auto& [name, inst] : known) {
         if (!seen.contains(name)) gone.push_back({inst.pool, name, -1, "service is gone"});
       }
-      spdlog::info("swarm: engine API {} at {}; adopted {} service(s)", self->link->client().api_version(), self->link->endpoint(),
-                   adopted.size());
+      if (waiting == 0) return Finish();
+      self->Poll();  // places the services created while we were down
+    }
+    void Finish() {
+      auto self = impl.lock();
+      if (!self) return;
+      spdlog::info("swarm: engine API {} at {}; adopted {} service(s)", self->link->client().api_version(),
+                   self->link->endpoint(), adopted.size());
+      bool polling = self->poll_in_flight || self->polled;
       std::exchange(done, nullptr)(std::move(adopted));
       for (const auto& [id, name] : half_made) self->Ended(id, -1, "was still being created when matchmakerd stopped");
       for (const auto& g : gone) {
         if (self->on_exit) self->on_exit(g);
       }
-      self->Poll();
+      if (!polling) self->Poll();
       self->Watch();
       self->link->StartPing();
     }
@@ -352,6 +377,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
   auto job = std::make_shared<Job>();
   job->impl = impl_;
   for (const auto* i : known_ptrs) job->known.emplace(i->name, *i);
+  job->templates = templates;
   job->done = std::move(done);
   job->Try(0);
 }

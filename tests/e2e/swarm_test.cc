@@ -47,6 +47,7 @@ class SwarmOperator : public Operator {
     extra.insert(extra.begin(), {"--backend", "swarm"});
     return Operator::Start(extra);
   }
+  const std::string& owner() const { return owner_; }
   std::set<std::string> Services() {
     auto r = Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.owner=" + owner_});
     std::set<std::string> out;
@@ -164,6 +165,38 @@ TEST_F(SwarmE2E, Kill9ThenRestartAdoptsEveryServiceAndCreatesNone) {
   EXPECT_EQ(op.Services(), services) << "no service created or lost";
   EXPECT_EQ(ShortIds(op.Instances("eu")), services);
   EXPECT_EQ(op.Request("alice").body, alice);
+}
+
+// kill -9 while services are being created and placed: their records are
+// durable but carry no placement. After the restart each service is found
+// by its dev.matchmaker.instance label, placed from its task and adopted:
+// none is removed and replaced.
+TEST_F(SwarmE2E, CreatesInFlightAtKill9AreAdoptedNotReplaced) {
+  SwarmOperator op("inflight");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", ServicePool("eu", 2)).status, 201);
+  bool caught = Eventually(
+      [&] {
+        for (const auto& i : op.Instances("eu")) {
+          if (i.at("controlPort").as_int64() != 0) continue;
+          auto made = Docker({"service", "ls", "-q", "--filter", "label=dev.matchmaker.owner=" + op.owner(),
+                              "--filter", "label=dev.matchmaker.instance=" + std::string(i.at("name").as_string())});
+          if (!made.out.empty()) return true;
+        }
+        return false;
+      },
+      20s);
+  op.Kill9();
+  ASSERT_TRUE(caught) << "no create was caught in flight (a service made, its placement not recorded)";
+  std::this_thread::sleep_for(1s);
+  auto before = op.Services();
+  ASSERT_FALSE(before.empty());
+  ASSERT_TRUE(op.Start());
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s)) << op.Mmctl({"describe", "pool", "eu"}).out;
+  auto after = op.Services();
+  for (const auto& id : before) EXPECT_TRUE(after.contains(id)) << id << " was removed, not adopted";
+  auto r = op.Request("bob");
+  ASSERT_EQ(r.status, 200) << r.body;
 }
 
 TEST_F(SwarmE2E, ADrainedNodeEndsItsInstancesLoudlyAndTheyReturnWithIt) {
