@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# POST /request under wrk (an independent load generator), every request a
+# new client id, against a matchmakerd with a warm pool of 4 mm-gameservers
+# of capacity 1,000,000, and the floor in the same run: wrk straight at one
+# mm-gameserver's POST /reservation/{id}. Everything on 127.0.0.1.
+#   bench/wrk_alloc.sh [BIN_DIR] [SECONDS] [CONNECTIONS]
+set -euo pipefail
+bin=$(realpath "${1:-build/bin}")
+secs=${2:-5}
+conns=${3:-8}
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; rm -rf "$dir"' EXIT
+
+cat > "$dir/ids.lua" <<'LUA'
+-- every request a new Authorization (client id); wrk runs one Lua state per thread
+local n = 0
+local tag = tostring(math.random(1, 1e9))
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Authorization"] = "wrk-" .. tag .. "-" .. n}, "")
+end
+LUA
+cat > "$dir/floor.lua" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/reservation/floor-" .. n, nil, "")
+end
+LUA
+cat > "$dir/pool.yaml" <<YAML
+apiVersion: matchmaker.dev/v1alpha1
+kind: ServerPool
+metadata: {name: bench}
+spec:
+  warm: 4
+  maxInstances: 8
+  template:
+    command: ["$bin/mm-gameserver"]
+    args: ["--address", "127.0.0.1", "--capacity", "1000000"]
+    ports: [{name: game, containerPort: 7777}]
+YAML
+"$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
+  > "$dir/mm.out" 2>&1 &
+for _ in $(seq 100); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.1; done
+admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
+client=$(grep -o 'client=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
+"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+"$bin/mm-gameserver" --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 1000000 > "$dir/gs.out" 2>&1 &
+for _ in $(seq 100); do grep -q "control=" "$dir/gs.out" && break; sleep 0.1; done
+gs=$(grep -o 'control=[0-9]*' "$dir/gs.out" | cut -d= -f2)
+
+wrk -t1 -c "$conns" -d 2s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up
+echo "== floor: wrk -> mm-gameserver POST /reservation/{id}, $conns connections"
+wrk -t1 -c "$conns" -d "${secs}s" --latency -s "$dir/floor.lua" "http://127.0.0.1:$gs" | grep -E "Requests/sec|50%|99%|Non-2xx"
+echo "== matchmakerd: wrk -> POST /request, $conns connections"
+wrk -t1 -c "$conns" -d "${secs}s" --latency -s "$dir/ids.lua" "http://$client/request" | grep -E "Requests/sec|50%|99%|Non-2xx"
