@@ -82,6 +82,7 @@ struct Flags {
   std::string jwt_secret_file;
   std::string jwt_public_key_file;
   std::string admin_token_file;
+  std::vector<std::string> admin_allowed_hosts;
   std::string log_format = "text";
   std::string log_level = "info";
   int stop_grace_ms = 5000;
@@ -146,6 +147,10 @@ int main(int argc, char** argv) {
   app.add_option("--jwt-secret-file", f.jwt_secret_file, "HS256 secret (with --auth jwt)")->envname("MM_JWT_SECRET_FILE");
   app.add_option("--jwt-public-key-file", f.jwt_public_key_file, "RS256/ES256 public key (with --auth jwt)")
       ->envname("MM_JWT_PUBLIC_KEY_FILE");
+  app.add_option("--admin-allowed-hosts", f.admin_allowed_hosts,
+                 "Host names a browser may use to reach the admin API, besides IP addresses and localhost")
+      ->envname("MM_ADMIN_ALLOWED_HOSTS")
+      ->delimiter(',');
   app.add_option("--admin-token-file", f.admin_token_file, "When set, /apis/ needs Authorization: Bearer <token>")
       ->envname("MM_ADMIN_TOKEN_FILE");
   app.add_option("--log-format", f.log_format, "text|json")
@@ -280,7 +285,7 @@ int main(int argc, char** argv) {
     if (auto err = controller.JournalError()) return "journal cannot write: " + *err;
     if (backend.Available()) return std::nullopt;
     return "backend unavailable: " + backend.UnavailableReason();
-  });
+  }, f.admin_allowed_hosts);
   mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024},
                                  [&client_api](mm::http::Request&& req, mm::http::Reply reply) {
                                    client_api.Handle(std::move(req), std::move(reply));

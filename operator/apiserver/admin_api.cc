@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/v1alpha1/codec.h"
+#include "operator/apiserver/browser_guard.h"
 #include "operator/apiserver/errors.h"
 #include "api/v1alpha1/decode.h"
 #include "operator/metrics/metrics.h"
@@ -44,10 +45,16 @@ json::value ListOf(const std::vector<api::ServerPool>& pools) {
 }  // namespace
 
 AdminApi::AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
-                   std::function<std::optional<std::string>()> not_ready)
-    : controller_(controller), metrics_(metrics), token_(std::move(token)), not_ready_(std::move(not_ready)) {}
+                   std::function<std::optional<std::string>()> not_ready, std::vector<std::string> allowed_hosts)
+    : controller_(controller),
+      metrics_(metrics),
+      token_(std::move(token)),
+      not_ready_(std::move(not_ready)),
+      allowed_hosts_(std::move(allowed_hosts)) {}
 
 void AdminApi::Handle(Request&& req, Reply reply) {
+  // A web page must not drive the admin API (it runs commands through pools).
+  if (auto why = RefuseBrowser(req, allowed_hosts_)) return reply(Error(Reason::kForbidden, *why));
   if (req.path == "/healthz") return reply(Response{.body = "ok\n"});
   if (req.path == "/readyz") {
     if (!controller_.started()) return reply(Response{.status = 503, .body = "recovering\n"});
@@ -65,6 +72,10 @@ void AdminApi::Handle(Request&& req, Reply reply) {
       if (!auth || !auth->starts_with("Bearer ") || !ConstantTimeEqual(auth->substr(7), *token_)) {
         return reply(Error(Reason::kUnauthorized, "Unauthorized: a valid bearer token is required"));
       }
+    }
+    if ((req.method == "PUT" || req.method == "POST") && !ReadableMediaType(req)) {
+      return reply(Error(Reason::kUnsupportedMediaType,
+                         "Content-Type must be application/yaml, application/x-yaml or application/json"));
     }
     return Pools(std::move(req), std::move(reply));
   }

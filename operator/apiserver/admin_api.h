@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "operator/http/message.h"
 
@@ -33,8 +34,11 @@ class AdminApi {
  public:
   // `token`: when set, /apis/ requires "Authorization: Bearer <token>".
   // `ready`: extra readiness condition (e.g. the backend is reachable).
+  // `allowed_hosts`: Host names (besides IP addresses and localhost) that
+  // browser requests may use (see browser_guard.h).
   AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
-           std::function<std::optional<std::string>()> not_ready = nullptr);
+           std::function<std::optional<std::string>()> not_ready = nullptr,
+           std::vector<std::string> allowed_hosts = {});
 
   void Handle(Request&& req, Reply reply);
 
@@ -45,6 +49,7 @@ class AdminApi {
   metrics::Metrics& metrics_;
   std::optional<std::string> token_;
   std::function<std::optional<std::string>()> not_ready_;
+  std::vector<std::string> allowed_hosts_;
 };
 
 }  // namespace mm::apiserver

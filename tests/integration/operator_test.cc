@@ -35,6 +35,41 @@ bool Settled(Operator& op, const std::string& pool, std::int64_t ready, std::siz
          op.Instances(pool).size() == static_cast<std::size_t>(ready) && op.ManagedPids().size() == managed;
 }
 
+// A page a developer visits sends a "simple" cross-origin POST (text/plain,
+// no CORS preflight), or reaches the admin API by DNS rebinding. Either
+// would run the pool's command through the process backend: refused, and
+// nothing is created. mmctl and curl are unaffected.
+TEST(Operator, AWebPageCannotApplyAPool) {
+  Operator op("browser");
+  ASSERT_TRUE(op.Start());
+  std::string marker = op.data_dir() + "/pwned";
+  std::string pool = CommandPool("evil", 1, 1, "[/bin/sh, -c, \"touch " + marker + "; sleep 60\"]");
+  auto post = [&](http::Headers h) {
+    return http::HttpCall(op.admin_port(), "POST", kPools, pool, h);
+  };
+  auto page = post({{"Content-Type", "text/plain"}, {"Origin", "http://evil.example"}});
+  EXPECT_EQ(page.status, 403) << page.body;
+  EXPECT_NE(page.body.find("\"reason\":\"Forbidden\""), std::string::npos) << page.body;
+  auto rebinding = post({{"Content-Type", "application/yaml"},
+                         {"Host", "evil.example:" + std::to_string(op.admin_port())},
+                         {"Origin", "http://evil.example:" + std::to_string(op.admin_port())},
+                         {"Sec-Fetch-Site", "same-origin"}});
+  EXPECT_EQ(rebinding.status, 403) << rebinding.body;
+  auto fetch = post({{"Content-Type", "application/yaml"}, {"Sec-Fetch-Site", "cross-site"}});
+  EXPECT_EQ(fetch.status, 403) << fetch.body;
+  auto plain = post({{"Content-Type", "text/plain"}});
+  EXPECT_EQ(plain.status, 415) << plain.body;
+  auto form = post({{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(form.status, 415) << form.body;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a refused request ran the pool's command";
+  EXPECT_EQ(op.Call("GET", kPools).body.find("evil"), std::string::npos) << "no pool was created";
+  // The same request as mmctl sends it is accepted.
+  auto ok = post({{"Content-Type", "application/yaml"}});
+  EXPECT_EQ(ok.status, 201) << ok.body;
+  EXPECT_TRUE(Eventually([&] { return std::filesystem::exists(marker); }));
+}
+
 TEST(Operator, ApplyWithWaitReachesTheWarmPool) {
   Operator op("warm");
   ASSERT_TRUE(op.Start());

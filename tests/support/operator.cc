@@ -83,7 +83,10 @@ int Operator::Terminate() {
 }
 
 http::HttpResult Operator::Call(const std::string& method, const std::string& path, const std::string& body) {
-  return http::HttpCall(admin_port_, method, path, body);
+  // As mmctl sends pools (YAML is a superset of JSON).
+  http::Headers h;
+  if (!body.empty()) h.emplace_back("Content-Type", "application/yaml");
+  return http::HttpCall(admin_port_, method, path, body, h);
 }
 
 json::value Operator::Pool(const std::string& name) {
