@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the container images locally (no registry is needed or used):
 #   matchmaker/gameserver:dev    FROM scratch + a statically linked mm-gameserver
-#   matchmaker/matchmakerd:dev   FROM scratch + statically linked matchmakerd and mmctl
+#   matchmaker/matchmakerd:dev   FROM scratch + matchmakerd and mmctl (dynamically linked:
+#                                prometheus-cpp is a shared library in Debian) with exactly
+#                                the shared libraries ldd lists, and the loader
 #   matchmaker/prometheus:dev    Debian's prometheus binary and the libc it needs, for
 #                                charts/swarm on machines that reach no registry (tests)
 set -euo pipefail
@@ -10,7 +12,9 @@ cd "$(dirname "$0")/.."
 hack/install-deps.sh
 cmake -S . -B build-static -G Ninja -DCMAKE_BUILD_TYPE=Release -DMM_STATIC=ON \
   -DMM_BUILD_TESTS=OFF >/dev/null
-cmake --build build-static -j "${JOBS:-2}" --target mm-gameserver matchmakerd mmctl
+cmake --build build-static -j "${JOBS:-2}" --target mm-gameserver
+cmake -S . -B build-image -G Ninja -DCMAKE_BUILD_TYPE=Release -DMM_BUILD_TESTS=OFF >/dev/null
+cmake --build build-image -j "${JOBS:-2}" --target matchmakerd mmctl
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
@@ -24,7 +28,15 @@ echo "build-images: matchmaker/gameserver:dev"
 d="$ctx/matchmakerd"
 mkdir -p "$d/rootfs/usr/local/bin" "$d/rootfs/etc" "$d/data"
 touch "$d/data/.keep"  # the legacy builder does not COPY an empty directory
-cp build-static/bin/matchmakerd build-static/bin/mmctl "$d/rootfs/usr/local/bin/"
+for b in matchmakerd mmctl; do
+  cp build-image/bin/$b "$d/rootfs/usr/local/bin/"
+  strip "$d/rootfs/usr/local/bin/$b"
+  # Exactly the shared libraries it needs, and the loader, at their paths.
+  for lib in $(ldd "build-image/bin/$b" | grep -o '/[^ ]*'); do cp --parents -L "$lib" "$d/rootfs/"; done
+done
+# glibc resolves host names (files, then DNS) with what it has built in;
+# docker provides /etc/hosts and /etc/resolv.conf.
+echo "hosts: files dns" >"$d/rootfs/etc/nsswitch.conf"
 echo "matchmaker:x:65532:65532:matchmaker:/var/lib/matchmaker:/sbin/nologin" >"$d/rootfs/etc/passwd"
 echo "matchmaker:x:65532:" >"$d/rootfs/etc/group"
 cp cmd/matchmakerd/Dockerfile "$d/"

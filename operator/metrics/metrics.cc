@@ -1,148 +1,163 @@
 #include "operator/metrics/metrics.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <mutex>
 #include <set>
 
-#include "operator/metrics/exposition.h"
-
 namespace mm::metrics {
+namespace p = prometheus;
+
 namespace {
-using T = Registry::Type;
-const std::vector<double> kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
-const std::vector<double> kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+
+const p::Histogram::BucketBoundaries kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+const p::Histogram::BucketBoundaries kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "terminating"};
 constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout"};
 constexpr const char* kConditionTypes[] = {"Ready", "Progressing", "Degraded"};
+
+p::Family<p::Gauge>& Gauge(p::Registry& r, const char* name, const char* help) {
+  return p::BuildGauge().Name(name).Help(help).Register(r);
+}
+p::Family<p::Counter>& Counter(p::Registry& r, const char* name, const char* help) {
+  return p::BuildCounter().Name(name).Help(help).Register(r);
+}
+p::Family<p::Histogram>& Histogram(p::Registry& r, const char* name, const char* help) {
+  return p::BuildHistogram().Name(name).Help(help).Register(r);
+}
+
+// Removes the series with `labels` from `family`, if it exists.
+template <typename T>
+void Drop(p::Family<T>& family, const p::Labels& labels) {
+  if (family.Has(labels)) family.Remove(&family.Add(labels));
+}
+
 }  // namespace
 
-// Labels are passed sorted by name, the order in which they are printed
-// (and the order prometheus-cpp printed them before).
 struct Metrics::Impl {
-  Registry r;
-  const Registry::FamilyId instances =
-      r.Add("matchmaker_pool_instances", "Instances of a pool by lifecycle state.", T::kGauge);
-  const Registry::FamilyId conditions = r.Add(
-      "matchmaker_pool_condition", "1 while the pool's condition (Ready, Progressing, Degraded) is True.", T::kGauge);
-  const Registry::FamilyId warm = r.Add("matchmaker_pool_warm_target", "The pool's spec.warm.", T::kGauge);
-  const Registry::FamilyId allocations = r.Add(
-      "matchmaker_allocations_total", "Client requests by result (allocated, queued, rejected, failed).", T::kCounter);
-  const Registry::FamilyId allocation_seconds = r.Add(
-      "matchmaker_allocation_duration_seconds", "Time from POST /request to its answer.", T::kHistogram, kLatency);
-  const Registry::FamilyId reservations = r.Add(
-      "matchmaker_reservations_total", "Reservation API handshakes by HTTP status (0: transport error).", T::kCounter);
-  const Registry::FamilyId startup =
-      r.Add("matchmaker_instance_startup_seconds", "Time from instance create to Ready.", T::kHistogram, kStartup);
-  const Registry::FamilyId failures =
-      r.Add("matchmaker_instance_failures_total", "Instances that failed to start or run, by reason.", T::kCounter);
-  const Registry::FamilyId pending =
-      r.Add("matchmaker_pending_requests", "Queued client requests per pool.", T::kGauge);
-  const Registry::FamilyId reconcile = r.Add("matchmaker_reconcile_duration_seconds",
-                                             "Duration of one reconcile pass of one pool.", T::kHistogram, kLatency);
-  const Registry::FamilyId reconcile_errors =
-      r.Add("matchmaker_reconcile_errors_total", "Reconcile passes that hit an error.", T::kCounter);
-  const Registry::FamilyId backend =
-      r.Add("matchmaker_backend_requests_total", "Backend operations by result code.", T::kCounter);
-  const Registry::FamilyId build_info =
-      r.Add("matchmaker_build_info", "Always 1; the version label names the build.", T::kGauge);
-  const Registry::FamilyId journal = r.Add(
-      "matchmaker_journal_up", "1 while the journal writes; 0 while a write waits for a retry (full disk, I/O error).",
-      T::kGauge);
-  mutable std::mutex mu;        // guards everything here
+  p::Registry r;
+  p::Family<p::Gauge>& instances = Gauge(r, "matchmaker_pool_instances", "Instances of a pool by lifecycle state.");
+  p::Family<p::Gauge>& conditions =
+      Gauge(r, "matchmaker_pool_condition", "1 while the pool's condition (Ready, Progressing, Degraded) is True.");
+  p::Family<p::Gauge>& warm = Gauge(r, "matchmaker_pool_warm_target", "The pool's spec.warm.");
+  p::Family<p::Counter>& allocations =
+      Counter(r, "matchmaker_allocations_total", "Client requests by result (allocated, queued, rejected, failed).");
+  p::Family<p::Histogram>& allocation_seconds =
+      Histogram(r, "matchmaker_allocation_duration_seconds", "Time from POST /request to its answer.");
+  p::Family<p::Counter>& reservations =
+      Counter(r, "matchmaker_reservations_total", "Reservation API handshakes by HTTP status (0: transport error).");
+  p::Family<p::Histogram>& startup =
+      Histogram(r, "matchmaker_instance_startup_seconds", "Time from instance create to Ready.");
+  p::Family<p::Counter>& failures =
+      Counter(r, "matchmaker_instance_failures_total", "Instances that failed to start or run, by reason.");
+  p::Family<p::Gauge>& pending = Gauge(r, "matchmaker_pending_requests", "Queued client requests per pool.");
+  p::Family<p::Histogram>& reconcile =
+      Histogram(r, "matchmaker_reconcile_duration_seconds", "Duration of one reconcile pass of one pool.");
+  p::Family<p::Counter>& reconcile_errors =
+      Counter(r, "matchmaker_reconcile_errors_total", "Reconcile passes that hit an error.");
+  p::Family<p::Counter>& backend =
+      Counter(r, "matchmaker_backend_requests_total", "Backend operations by result code.");
+  p::Family<p::Gauge>& build_info =
+      Gauge(r, "matchmaker_build_info", "Always 1; the version label names the build.");
+  p::Family<p::Gauge>& journal = Gauge(
+      r, "matchmaker_journal_up", "1 while the journal writes; 0 while a write waits for a retry (full disk, I/O error).");
+  // The one series without labels, at 0 before the first pass.
+  p::Histogram& reconcile_all = reconcile.Add({}, kLatency);
+  p::Gauge& journal_up = journal.Add({});
+  // prometheus-cpp is thread-safe per call; this keeps a Remove from racing
+  // an Add of the same series and guards `pools`.
+  std::mutex mu;
   std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
 };
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
-  impl_->r.Set(impl_->build_info, {{"version", version}}, 1);
-  impl_->r.Touch(impl_->reconcile, {});  // at 0 before the first pass
-  impl_->r.Set(impl_->journal, {}, 1);
+  impl_->build_info.Add({{"version", version}}).Set(1);
+  impl_->journal_up.Set(1);
 }
 
 Metrics::~Metrics() = default;
 
 void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm) {
   std::lock_guard lock(impl_->mu);
-  auto& r = impl_->r;
   const int values[] = {c.starting, c.ready, c.allocated, c.full, c.terminating};
-  for (int i = 0; i < 5; ++i) r.Set(impl_->instances, {{"pool", pool}, {"state", kStates[i]}}, values[i]);
-  r.Set(impl_->warm, {{"pool", pool}}, warm);
+  for (int i = 0; i < 5; ++i) impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
+  impl_->warm.Add({{"pool", pool}}).Set(warm);
   // Counters exist from the start at 0, so that rate() and increase() see
   // the first failure instead of a series appearing at 1. Once per pool:
   // this runs on every reconcile pass.
   if (impl_->pools.insert(pool).second) {
-    r.Touch(impl_->reconcile_errors, {{"pool", pool}});
-    for (const char* reason : kFailureReasons) r.Touch(impl_->failures, {{"pool", pool}, {"reason", reason}});
+    impl_->reconcile_errors.Add({{"pool", pool}});
+    for (const char* reason : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", reason}});
   }
 }
 
 void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
   std::lock_guard lock(impl_->mu);
   for (const auto& c : conditions) {
-    impl_->r.Set(impl_->conditions, {{"pool", pool}, {"type", c.type}}, c.status == "True" ? 1 : 0);
+    impl_->conditions.Add({{"pool", pool}, {"type", c.type}}).Set(c.status == "True" ? 1 : 0);
   }
 }
 
 void Metrics::RemovePool(const std::string& pool) {
   std::lock_guard lock(impl_->mu);
-  auto& r = impl_->r;
-  for (const char* t : kConditionTypes) r.Remove(impl_->conditions, {{"pool", pool}, {"type", t}});
-  for (const char* s : kStates) r.Remove(impl_->instances, {{"pool", pool}, {"state", s}});
-  r.Remove(impl_->warm, {{"pool", pool}});
-  r.Remove(impl_->pending, {{"pool", pool}});
-  impl_->pools.erase(pool);
-  r.Remove(impl_->reconcile_errors, {{"pool", pool}});
-  for (const char* reason : kFailureReasons) r.Remove(impl_->failures, {{"pool", pool}, {"reason", reason}});
+  auto& m = *impl_;
+  for (const char* t : kConditionTypes) Drop(m.conditions, {{"pool", pool}, {"type", t}});
+  for (const char* s : kStates) Drop(m.instances, {{"pool", pool}, {"state", s}});
+  Drop(m.warm, {{"pool", pool}});
+  Drop(m.pending, {{"pool", pool}});
+  m.pools.erase(pool);
+  Drop(m.reconcile_errors, {{"pool", pool}});
+  for (const char* reason : kFailureReasons) Drop(m.failures, {{"pool", pool}, {"reason", reason}});
 }
 
-void Metrics::ObserveReconcile(double seconds) {
-  std::lock_guard lock(impl_->mu);
-  impl_->r.Observe(impl_->reconcile, {}, seconds);
-}
+void Metrics::ObserveReconcile(double seconds) { impl_->reconcile_all.Observe(seconds); }
 
 void Metrics::ReconcileError(const std::string& pool) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Increment(impl_->reconcile_errors, {{"pool", pool}});
+  impl_->reconcile_errors.Add({{"pool", pool}}).Increment();
 }
 
 void Metrics::InstanceStartup(const std::string& pool, double seconds) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Observe(impl_->startup, {{"pool", pool}}, seconds);
+  impl_->startup.Add({{"pool", pool}}, kStartup).Observe(seconds);
 }
 
 void Metrics::InstanceFailure(const std::string& pool, const std::string& reason) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Increment(impl_->failures, {{"pool", pool}, {"reason", reason}});
+  impl_->failures.Add({{"pool", pool}, {"reason", reason}}).Increment();
 }
 
 void Metrics::BackendRequest(const std::string& backend, const std::string& op, const std::string& code) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Increment(impl_->backend, {{"backend", backend}, {"code", code}, {"op", op}});
+  impl_->backend.Add({{"backend", backend}, {"op", op}, {"code", code}}).Increment();
 }
 
 void Metrics::Allocation(const std::string& pool, const std::string& result, double seconds) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Increment(impl_->allocations, {{"pool", pool}, {"result", result}});
-  impl_->r.Observe(impl_->allocation_seconds, {{"pool", pool}}, seconds);
+  impl_->allocations.Add({{"pool", pool}, {"result", result}}).Increment();
+  impl_->allocation_seconds.Add({{"pool", pool}}, kLatency).Observe(seconds);
 }
 
 void Metrics::Reservation(const std::string& pool, int code) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Increment(impl_->reservations, {{"code", std::to_string(code)}, {"pool", pool}});
+  impl_->reservations.Add({{"pool", pool}, {"code", std::to_string(code)}}).Increment();
 }
 
 void Metrics::SetPending(const std::string& pool, int pending) {
   std::lock_guard lock(impl_->mu);
-  impl_->r.Set(impl_->pending, {{"pool", pool}}, pending);
+  impl_->pending.Add({{"pool", pool}}).Set(pending);
 }
 
-void Metrics::SetJournalUp(bool up) {
-  std::lock_guard lock(impl_->mu);
-  impl_->r.Set(impl_->journal, {}, up ? 1 : 0);
-}
+void Metrics::SetJournalUp(bool up) { impl_->journal_up.Set(up ? 1 : 0); }
 
 std::string Metrics::Serialize() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->r.Serialize();
+  return p::TextSerializer().Serialize(impl_->r.Collect());
 }
 
 }  // namespace mm::metrics

@@ -1,7 +1,8 @@
 #pragma once
 
 // The metrics of SPEC.md, exported on /metrics in the Prometheus text
-// format by our own registry (exposition.h). Thread-safe: one lock.
+// format. prometheus-cpp stays behind this seam: nothing else includes it.
+// Thread-safe.
 
 #include <memory>
 #include <string>
