@@ -345,7 +345,12 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     std::set<std::string> seen;
     // Running containers whose create was in flight at a crash: recorded,
     // no placement yet. Their placement is read back from the engine.
-    std::vector<std::pair<std::string, InstanceSpec>> to_inspect;
+    struct Unplaced {
+      std::string id;
+      InstanceSpec spec;
+      bool start;  // created, never started
+    };
+    std::vector<Unplaced> to_inspect;
     for (const auto& c : r.body.get_array()) {
       if (!Owned(JsonAt(c, {"Labels"}), self->opts.container.owner)) continue;  // never touch what is not ours
       std::string id = JsonString(c, {"Id"}), state = JsonString(c, {"State"});
@@ -360,8 +365,11 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
           // A running container keeps its published ports and address.
           adopted.emplace(name, Placement{id, k->second.host, k->second.control_host, k->second.control_port,
                                           k->second.ports});
-        } else if (running && t != templates.end()) {
-          to_inspect.emplace_back(id, InstanceSpec{k->second.pool, name, k->second.template_hash, t->second});
+        } else if ((running || state == "created") && t != templates.end()) {
+          // Created, maybe started: the create is finished here (start if
+          // need be, then read its placement back).
+          to_inspect.push_back({id, InstanceSpec{k->second.pool, name, k->second.template_hash, t->second},
+                                state == "created"});
         } else if (running) {
           ended.emplace_back(id, -1, "was still being created when matchmakerd stopped");
         } else {
@@ -378,24 +386,34 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     }
     inspecting = static_cast<int>(to_inspect.size());
     if (inspecting == 0) return Finish();
-    for (auto& [id, spec] : to_inspect) {
-      self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr,
-                 [job = shared_from_this(), id, spec](Result r) {
-                   auto self = job->impl.lock();
-                   if (!self) return;
-                   auto placed = r.ok() ? PlacementFromInspect(r.body, spec, self->opts.container)
-                                        : std::variant<Placement, std::string>(r.message);
-                   if (auto* p = std::get_if<Placement>(&placed)) {
-                     spdlog::info("docker: adopted {} ({}), created while matchmakerd stopped", spec.name,
-                                  id.substr(0, 12));
-                     job->adopted.emplace(spec.name, *p);
-                   } else {
-                     job->ended.emplace_back(id, -1, "created while matchmakerd stopped, not placeable: " +
-                                                         std::get<std::string>(placed));
-                   }
-                   if (--job->inspecting == 0) job->Finish();
-                 });
+    for (auto& u : to_inspect) Place(u.id, u.spec, u.start);
+  }
+
+  void Place(const std::string& id, const InstanceSpec& spec, bool start) {
+    auto self = impl.lock();
+    if (!self) return;
+    if (start) {
+      return self->Call("POST", "/containers/" + Enc(id) + "/start", nullptr,
+                        [job = shared_from_this(), id, spec](Result r) {
+                          if (!r.ok() && r.code != Errc::kNotModified) return job->Unplaceable(id, "start: " + r.message);
+                          job->Place(id, spec, false);
+                        });
     }
+    self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr, [job = shared_from_this(), id, spec](Result r) {
+      auto self = job->impl.lock();
+      if (!self) return;
+      if (!r.ok()) return job->Unplaceable(id, r.message);
+      auto placed = PlacementFromInspect(r.body, spec, self->opts.container);
+      if (auto* err = std::get_if<std::string>(&placed)) return job->Unplaceable(id, *err);
+      spdlog::info("docker: adopted {} ({}), created while matchmakerd stopped", spec.name, id.substr(0, 12));
+      job->adopted.emplace(spec.name, std::get<Placement>(placed));
+      if (--job->inspecting == 0) job->Finish();
+    });
+  }
+
+  void Unplaceable(const std::string& id, const std::string& why) {
+    ended.emplace_back(id, -1, "created while matchmakerd stopped, not placeable: " + why);
+    if (--inspecting == 0) Finish();
   }
 
   void Finish() {
