@@ -1,5 +1,7 @@
 #include "api/reservation/client_id.h"
 
+#include <cstdint>
+
 namespace mm::reservation {
 namespace {
 
@@ -16,6 +18,28 @@ int HexValue(char c) {
   return -1;
 }
 
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+// U+10FFFF.
+bool ValidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (extra < 0) return false;
+    std::uint32_t cp = extra == 0 ? c : extra == 1 ? (c & 0x1f) : extra == 2 ? (c & 0x0f) : (c & 0x07);
+    for (int k = 1; k <= extra; ++k) {
+      if (i + static_cast<std::size_t>(k) >= s.size()) return false;
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += static_cast<std::size_t>(extra) + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::string> CheckClientId(std::string_view id) {
@@ -27,6 +51,8 @@ std::optional<std::string> CheckClientId(std::string_view id) {
   for (unsigned char c : id) {
     if (c < 0x20 || c == 0x7f) return "client id holds a control character";
   }
+  // Ids travel in JSON (listings, journal, watch streams): text only.
+  if (!ValidUtf8(id)) return "client id is not valid UTF-8";
   return std::nullopt;
 }
 

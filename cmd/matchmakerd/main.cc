@@ -173,6 +173,13 @@ int main(int argc, char** argv) {
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   }
+  // spdlog maps an unknown name to "off": say so instead of going silent.
+  if (f.log_level != "trace" && f.log_level != "debug" && f.log_level != "info" && f.log_level != "warn" &&
+      f.log_level != "error") {
+    std::fprintf(stderr, "matchmakerd: --log-level %s: must be trace, debug, info, warn or error\n",
+                 f.log_level.c_str());
+    return 2;
+  }
   spdlog::set_level(spdlog::level::from_str(f.log_level));
 
   std::unique_ptr<mm::apiserver::Authorizer> auth = mm::apiserver::HeaderAuthorizer();

@@ -87,6 +87,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
+    // RFC 9112 6.3: a request whose final transfer coding is not chunked has
+    // no knowable length; its bytes must not be read as another request.
+    if (msg.find(bhttp::field::transfer_encoding) != msg.end() && !msg.chunked()) {
+      Response r = JsonError(400, "bad request: Transfer-Encoding must end in chunked");
+      r.close = true;
+      keep_alive_ = false;
+      return Write(std::move(r));
+    }
     Request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());

@@ -121,6 +121,28 @@ TEST(GameServer, HostileIdsAndRequestsAreRefusedAndTheServerLives) {
   EXPECT_EQ(HttpCall(gs.control, "GET", "/reservation/..%2Fclose").status, 200);
 }
 
+// Request smuggling: with a Transfer-Encoding whose final coding is not
+// chunked, the body has no knowable length (RFC 9112 6.3). Read as empty, its
+// bytes would run as a second request: here a /close that ends the server.
+// The same HTTP server serves matchmakerd's client and admin listeners.
+TEST(GameServer, TransferEncodingOtherThanChunkedIsRefusedNotSmuggled) {
+  auto gs = Start(3);
+  for (std::string te : {"identity", "gzip", "xchunked", "chunked, identity"}) {
+    SCOPED_TRACE(te);
+    HttpConnection conn(gs.control);
+    auto r = conn.Raw("POST /reservation/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                      "\r\n\r\nPOST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(r.status, 400) << r.body;
+    std::this_thread::sleep_for(100ms);
+    ASSERT_FALSE(gs.child->Wait(0ms).has_value()) << "the smuggled /close ran";
+  }
+  // A chunked body still works.
+  HttpConnection ok(gs.control);
+  EXPECT_EQ(ok.Raw("POST /reservation/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n").status,
+            200);
+  EXPECT_EQ(HttpCall(gs.control, "GET", "/reservation/a").status, 404);
+}
+
 TEST(GameServer, EchoesTcpAndUdpOnTheGamePort) {
   auto gs = Start(3);
   int t = socket(AF_INET, SOCK_STREAM, 0);

@@ -38,4 +38,12 @@ TEST(Validate, MissingPathFails) {
 }
 
 }  // namespace
+// spdlog turns an unknown level name into "off": matchmakerd must refuse
+// it rather than run with no logs at all.
+TEST(Flags, UnknownLogLevelExitsTwo) {
+  auto r = RunCommand({BinPath("matchmakerd"), "--log-level", "verbose", "--data-dir", "/tmp/mm-loglevel-unused"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--log-level verbose"), std::string::npos) << r.err;
+}
+
 }  // namespace mm::testing

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace mm::reservation {
 namespace {
 
@@ -18,6 +20,33 @@ TEST(CheckClientId, RejectsEmptyLongAndControlCharacters) {
   EXPECT_TRUE(CheckClientId("a\nb"));
   EXPECT_TRUE(CheckClientId(std::string("a\0b", 3)));
   EXPECT_TRUE(CheckClientId("a\x7f"));
+}
+
+TEST(CheckClientId, OnlyValidUtf8) {
+  struct Case {
+    const char* desc;
+    std::string id;
+    bool ok;
+  };
+  const std::vector<Case> cases = {
+      {"two-byte", "\xc3\xa9", true},
+      {"three-byte", "\xe5\x90\x8d", true},
+      {"four-byte (emoji)", "\xf0\x9f\x8e\xae", true},
+      {"highest code point", "\xf4\x8f\xbf\xbf", true},
+      {"a lone continuation byte", "a\x80", false},
+      {"a truncated sequence", "\xe5\x90", false},
+      {"truncated at the end", "ok\xf0\x9f\x8e", false},
+      {"overlong '/'", "\xc0\xaf", false},
+      {"overlong three-byte", "\xe0\x80\xaf", false},
+      {"a surrogate", "\xed\xa0\x80", false},
+      {"past U+10FFFF", "\xf4\x90\x80\x80", false},
+      {"0xff", "a\xffb", false},
+      {"latin-1, not UTF-8", "caf\xe9", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    EXPECT_EQ(!CheckClientId(c.id).has_value(), c.ok);
+  }
 }
 
 TEST(PercentEncode, KeepsUnreservedAndEscapesEverythingElse) {
