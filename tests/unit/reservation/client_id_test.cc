@@ -40,7 +40,7 @@ TEST(CheckClientId, OnlyValidUtf8) {
       {"overlong three-byte", "\xe0\x80\xaf", false},
       {"a surrogate", "\xed\xa0\x80", false},
       {"past U+10FFFF", "\xf4\x90\x80\x80", false},
-      {"0xff", "a\xffb", false},
+      {"0xff", "a\xff" "b", false},
       {"latin-1, not UTF-8", "caf\xe9", false},
   };
   for (const auto& c : cases) {
