@@ -1,6 +1,8 @@
 // matchmakerd: the matchmaker operator daemon. Wires the components; all
 // logic lives in the libraries.
 
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -91,6 +93,18 @@ struct Flags {
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
 };
+
+// Every connection, instance log and engine socket is a descriptor: the
+// soft limit (often 1,024) goes up to the hard one.
+void RaiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    spdlog::debug("open files: soft limit raised from {} to {}", was, rl.rlim_max);
+  }
+}
 
 // How long a graceful stop may wait for attempts in flight: the longest
 // handshake any pool allows (every retry timing out, with its cooldowns),
@@ -229,6 +243,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  RaiseFileLimit();
   boost::asio::io_context io;
   std::unique_ptr<mm::store::Store> store;
   try {
@@ -293,11 +308,14 @@ int main(int argc, char** argv) {
     if (backend.Available()) return std::nullopt;
     return "backend unavailable: " + backend.UnavailableReason();
   }, f.admin_allowed_hosts);
-  mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024},
+  auto accept_error = [](const std::string& what) { spdlog::warn("{}", what); };
+  mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024,
+                                      .on_accept_error = accept_error},
                                  [&client_api](mm::http::Request&& req, mm::http::Reply reply) {
                                    client_api.Handle(std::move(req), std::move(reply));
                                  });
-  mm::http::Server admin_server(io, {.address = admin_addr->first, .port = admin_addr->second},
+  mm::http::Server admin_server(io, {.address = admin_addr->first, .port = admin_addr->second,
+                                     .on_accept_error = accept_error},
                                 [&admin](mm::http::Request&& req, mm::http::Reply reply) {
                                   admin.Handle(std::move(req), std::move(reply));
                                 });

@@ -21,7 +21,7 @@ class Session;
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(net::io_context& io, ServerOptions o, Handler h)
-      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(io) {}
+      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(io), backoff_timer(io) {}
 
   void Accept();
 
@@ -29,6 +29,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   Handler handler;
   tcp::acceptor acceptor;
+  // After an accept error (EMFILE: the pending connection stays queued and
+  // would fail again at once), wait before the next accept: 10 ms doubling
+  // to 1 s, reset by a success. Never a busy loop.
+  net::steady_timer backoff_timer;
+  std::chrono::milliseconds backoff{0};
   bool stopping = false;
   std::set<Session*> sessions;
 };
@@ -161,15 +166,28 @@ void Server::Impl::Accept() {
       net::make_strand(io),
       [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || self->stopping) return;
-        if (!ec) {
-          if (self->sessions.size() >= self->options.max_connections) {
-            beast::error_code ignored;
-            socket.close(ignored);  // over the cap: refuse, keep serving
-          } else {
-            beast::error_code ignored;  // request/response: no Nagle wait on small writes
-            socket.set_option(tcp::no_delay(true), ignored);
-            std::make_shared<Session>(std::move(socket), self)->Start();
+        if (ec) {
+          if (self->backoff.count() == 0 && self->options.on_accept_error) {
+            self->options.on_accept_error("accept on " + self->options.address + ": " + ec.message() +
+                                          "; backing off until it succeeds again");
           }
+          self->backoff = std::min<std::chrono::milliseconds>(
+              std::chrono::milliseconds(1000), std::max<std::chrono::milliseconds>(std::chrono::milliseconds(10),
+                                                                                     self->backoff * 2));
+          self->backoff_timer.expires_after(self->backoff);
+          self->backoff_timer.async_wait([self](beast::error_code wait_ec) {
+            if (!wait_ec && !self->stopping) self->Accept();
+          });
+          return;
+        }
+        self->backoff = std::chrono::milliseconds(0);
+        if (self->sessions.size() >= self->options.max_connections) {
+          beast::error_code ignored;
+          socket.close(ignored);  // over the cap: refuse, keep serving
+        } else {
+          beast::error_code ignored;  // request/response: no Nagle wait on small writes
+          socket.set_option(tcp::no_delay(true), ignored);
+          std::make_shared<Session>(std::move(socket), self)->Start();
         }
         self->Accept();
       });
@@ -209,6 +227,7 @@ void Server::Stop() {
   impl_->stopping = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->backoff_timer.cancel();
   auto sessions = impl_->sessions;  // Shutdown may erase from the set
   for (auto* s : sessions) static_cast<Session*>(s)->Shutdown();
 }

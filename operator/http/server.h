@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,8 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
   std::size_t max_connections = 4096;
+  // Told once per burst of accept errors (out of file descriptors, ...).
+  std::function<void(const std::string&)> on_accept_error;
 };
 
 class Server {
