@@ -10,7 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libfyaml-dev
   openssl
   prometheus
 )

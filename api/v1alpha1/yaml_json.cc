@@ -1,10 +1,14 @@
 #include "api/v1alpha1/yaml_json.h"
 
+#include <libfyaml.h>
 #include <yaml-cpp/yaml.h>
 
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <optional>
 
 namespace mm::api {
 namespace json = boost::json;
@@ -74,78 +78,170 @@ json::value ResolvePlain(const std::string& s) {
   return json::string(s);
 }
 
-bool IsStringTag(const std::string& tag) {
-  return tag == "!" || tag == "tag:yaml.org,2002:str" || tag == "!!str";
-}
+// One collection being built: where it is, and what it still waits for.
+struct Frame {
+  json::value value;                   // an array or an object
+  std::string path;
+  std::optional<std::string> key;      // a mapping's key waiting for its value
+  int key_line = 0;
+  std::string anchor;                  // "" when none
+  std::size_t nodes_at_start = 0;
+};
 
-class Converter {
+struct Anchor {
+  json::value value;
+  std::size_t nodes = 0;
+};
+
+// Builds Boost.JSON documents from libfyaml's event stream: no node tree of
+// the parser's own, aliases copied under a node budget (alias bombs fail
+// before they expand), nesting bounded, the line of every field kept.
+class Builder {
  public:
-  Converter(YamlDocument& doc, std::string_view source,
-            std::vector<FieldError>& errors)
-      : doc_(doc), source_(source), errors_(errors) {}
+  Builder(std::string_view source, YamlParseResult& result) : source_(source), result_(result) {}
 
-  bool Convert(const YAML::Node& node, json::value& out,
-               const std::string& path, int depth) {
-    if (++nodes_ > kMaxNodes) {
-      return Fail(node, path, "document too large (over 1M nodes; alias bomb?)");
+  // False once an error is recorded (the rest of the stream is dropped).
+  bool On(fy_event* ev) {
+    int line = fy_event_start_mark(ev) ? fy_event_start_mark(ev)->line + 1 : 0;
+    switch (ev->type) {
+      case FYET_DOCUMENT_START:
+        doc_ = YamlDocument{};
+        doc_.line = line;
+        nodes_ = 0;
+        anchors_.clear();
+        return true;
+      case FYET_DOCUMENT_END:
+        if (!root_.is_null()) {
+          doc_.value = std::move(root_);
+          result_.documents.push_back(std::move(doc_));
+        }
+        root_ = nullptr;
+        return true;
+      case FYET_MAPPING_START:
+      case FYET_SEQUENCE_START: {
+        bool map = ev->type == FYET_MAPPING_START;
+        if (!frames_.empty() && frames_.back().value.is_object() && !frames_.back().key) {
+          return Fail(line, frames_.back().path, "mapping keys must be scalars");
+        }
+        if (frames_.size() >= kMaxDepth) return Fail(line, ChildPath(), "nested deeper than 64 levels");
+        if (!Count(1, line)) return false;
+        Frame f;
+        f.value = map ? json::value(json::object{}) : json::value(json::array{});
+        f.path = ChildPath();
+        doc_.lines.emplace(f.path, line);
+        fy_token* anchor = map ? ev->mapping_start.anchor : ev->sequence_start.anchor;
+        f.anchor = Text(anchor);
+        f.nodes_at_start = nodes_;
+        frames_.push_back(std::move(f));
+        return true;
+      }
+      case FYET_MAPPING_END:
+      case FYET_SEQUENCE_END: {
+        Frame f = std::move(frames_.back());
+        frames_.pop_back();
+        if (!f.anchor.empty()) anchors_[f.anchor] = Anchor{f.value, nodes_ - f.nodes_at_start};
+        return Place(std::move(f.value), line);
+      }
+      case FYET_SCALAR: {
+        std::string text = Text(ev->scalar.value);
+        json::value v = fy_token_scalar_style(ev->scalar.value) == FYSS_PLAIN && !StringTag(ev->scalar.tag)
+                            ? ResolvePlain(text)
+                            : json::value(json::string(text));
+        if (!frames_.empty() && frames_.back().value.is_object() && !frames_.back().key) {
+          return Key(std::move(text), line);  // keys are used as written
+        }
+        if (!Count(1, line)) return false;
+        std::string anchor = Text(ev->scalar.anchor);
+        if (!anchor.empty()) anchors_[anchor] = Anchor{v, 1};
+        return Place(std::move(v), line);
+      }
+      case FYET_ALIAS: {
+        std::string name = Text(ev->alias.anchor);
+        auto it = anchors_.find(name);
+        if (it == anchors_.end()) return Fail(line, ChildPath(), "unknown alias *" + name);
+        if (!frames_.empty() && frames_.back().value.is_object() && !frames_.back().key) {
+          if (!it->second.value.is_string()) return Fail(line, frames_.back().path, "mapping keys must be scalars");
+          return Key(std::string(it->second.value.get_string()), line);
+        }
+        // Counted before it is copied: an alias bomb stops here.
+        if (!Count(it->second.nodes, line)) return false;
+        return Place(json::value(it->second.value), line);
+      }
+      default:
+        return true;
     }
-    if (depth > kMaxDepth) return Fail(node, path, "nested deeper than 64 levels");
-    doc_.lines.emplace(path, node.Mark().line + 1);
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        out = nullptr;
-        return true;
-      case YAML::NodeType::Scalar:
-        out = IsStringTag(node.Tag()) ? json::value(json::string(node.Scalar()))
-                                      : ResolvePlain(node.Scalar());
-        return true;
-      case YAML::NodeType::Sequence: {
-        json::array arr;
-        arr.reserve(node.size());
-        std::size_t i = 0;
-        for (const auto& item : node) {
-          json::value v;
-          if (!Convert(item, v, JoinPath(path, i++), depth + 1)) return false;
-          arr.push_back(std::move(v));
-        }
-        out = std::move(arr);
-        return true;
-      }
-      case YAML::NodeType::Map: {
-        json::object obj;
-        for (const auto& kv : node) {
-          if (!kv.first.IsScalar()) {
-            return Fail(kv.first, path, "mapping keys must be scalars");
-          }
-          const std::string& key = kv.first.Scalar();
-          std::string child = JoinPath(path, key);
-          if (obj.contains(key)) {
-            return Fail(kv.first, child, "duplicate key \"" + key + "\"");
-          }
-          json::value v;
-          if (!Convert(kv.second, v, child, depth + 1)) return false;
-          // Point at the key: where a user looks for a block-style field.
-          doc_.lines[child] = kv.first.Mark().line + 1;
-          obj.emplace(key, std::move(v));
-        }
-        out = std::move(obj);
-        return true;
-      }
+  }
+
+  bool Fail(int line, const std::string& path, std::string msg) {
+    result_.errors.push_back(FieldError{std::string(source_), line, path, std::move(msg)});
+    return false;
+  }
+
+ private:
+  static std::string Text(fy_token* t) {
+    if (!t) return "";
+    std::size_t len = 0;
+    const char* p = fy_token_get_text(t, &len);
+    return p ? std::string(p, len) : std::string();
+  }
+
+  static bool StringTag(fy_token* tag) {
+    if (!tag) return false;
+    std::string text = Text(tag);
+    return text == "!" || text == "!!str" || text == "tag:yaml.org,2002:str" || text == "<tag:yaml.org,2002:str>" ||
+           text == "!<tag:yaml.org,2002:str>";
+  }
+
+  bool Count(std::size_t n, int line) {
+    nodes_ += n;
+    if (nodes_ > kMaxNodes) return Fail(line, ChildPath(), "document too large (over 1M nodes; alias bomb?)");
+    return true;
+  }
+
+  // The path of the node that comes next.
+  std::string ChildPath() const {
+    if (frames_.empty()) return "";
+    const Frame& f = frames_.back();
+    if (f.value.is_object()) return JoinPath(f.path, f.key.value_or(""));
+    return JoinPath(f.path, f.value.get_array().size());
+  }
+
+  bool Key(std::string key, int line) {
+    Frame& f = frames_.back();
+    if (f.value.get_object().contains(key)) {
+      return Fail(line, JoinPath(f.path, key), "duplicate key \"" + key + "\"");
+    }
+    f.key = std::move(key);
+    f.key_line = line;
+    return true;
+  }
+
+  bool Place(json::value v, int line) {
+    if (frames_.empty()) {
+      root_ = std::move(v);
+      doc_.lines.emplace("", line);
+      return true;
+    }
+    Frame& f = frames_.back();
+    if (f.value.is_object()) {
+      std::string child = JoinPath(f.path, *f.key);
+      // Point at the key: where a user looks for a block-style field.
+      doc_.lines[child] = f.key_line;
+      f.value.get_object().emplace(*f.key, std::move(v));
+      f.key.reset();
+    } else {
+      doc_.lines.emplace(JoinPath(f.path, f.value.get_array().size()), line);
+      f.value.get_array().push_back(std::move(v));
     }
     return true;
   }
 
- private:
-  bool Fail(const YAML::Node& node, const std::string& path, std::string msg) {
-    int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
-    errors_.push_back(FieldError{std::string(source_), line, path, std::move(msg)});
-    return false;
-  }
-
-  YamlDocument& doc_;
   std::string_view source_;
-  std::vector<FieldError>& errors_;
+  YamlParseResult& result_;
+  YamlDocument doc_;
+  json::value root_;
+  std::vector<Frame> frames_;
+  std::map<std::string, Anchor> anchors_;
   std::size_t nodes_ = 0;
 };
 
@@ -228,22 +324,39 @@ int YamlDocument::LineOf(std::string_view path) const {
 
 YamlParseResult ParseYaml(std::string_view text, std::string_view source) {
   YamlParseResult result;
-  std::vector<YAML::Node> nodes;
-  try {
-    nodes = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-    result.errors.push_back(
-        FieldError{std::string(source), line, "", "invalid YAML: " + e.msg});
+  // Diagnostics are collected, never printed.
+  fy_diag_cfg dcfg;
+  fy_diag_cfg_default(&dcfg);
+  dcfg.fp = nullptr;
+  dcfg.output_fn = [](fy_diag*, void*, const char*, size_t) {};
+  std::unique_ptr<fy_diag, void (*)(fy_diag*)> diag(fy_diag_create(&dcfg), fy_diag_destroy);
+  if (!diag) {
+    result.errors.push_back(FieldError{std::string(source), 0, "", "invalid YAML: cannot start the parser"});
     return result;
   }
-  for (const auto& node : nodes) {
-    if (node.IsNull()) continue;
-    YamlDocument doc;
-    doc.line = node.Mark().line + 1;
-    Converter conv(doc, source, result.errors);
-    if (!conv.Convert(node, doc.value, "", 0)) continue;
-    result.documents.push_back(std::move(doc));
+  fy_diag_set_collect_errors(diag.get(), true);
+  fy_parse_cfg cfg{};
+  cfg.flags = static_cast<fy_parse_cfg_flags>(FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_DEFAULT_VERSION_1_2);
+  cfg.diag = diag.get();
+  std::unique_ptr<fy_parser, void (*)(fy_parser*)> parser(fy_parser_create(&cfg), fy_parser_destroy);
+  if (!parser || fy_parser_set_string(parser.get(), text.data(), text.size()) != 0) {
+    result.errors.push_back(FieldError{std::string(source), 0, "", "invalid YAML: cannot start the parser"});
+    return result;
+  }
+  Builder builder(source, result);
+  bool ok = true;
+  while (fy_event* ev = fy_parser_parse(parser.get())) {
+    ok = builder.On(ev);
+    fy_parser_event_free(parser.get(), ev);
+    if (!ok) return result;
+  }
+  if (fy_parser_get_stream_error(parser.get())) {
+    result.documents.clear();
+    void* it = nullptr;
+    const fy_diag_error* err = fy_diag_errors_iterate(diag.get(), &it);
+    int line = err && err->line > 0 ? err->line : 0;  // libfyaml counts lines from 1 here
+    std::string msg = err && err->msg ? err->msg : "syntax error";
+    result.errors.push_back(FieldError{std::string(source), line, "", "invalid YAML: " + msg});
   }
   return result;
 }

@@ -70,6 +70,24 @@ TEST(Operator, AWebPageCannotApplyAPool) {
   EXPECT_TRUE(Eventually([&] { return std::filesystem::exists(marker); }));
 }
 
+// A one-byte pool body (an operator's typo) used to take the daemon down:
+// yaml-cpp allocated without bound on the io thread. It is a 422 now, and
+// the daemon keeps answering.
+TEST(Operator, MalformedYamlIsRefusedAndTheDaemonLives) {
+  Operator op("malformed");
+  ASSERT_TRUE(op.Start());
+  for (std::string body : {",", "{a: [", "- [a, b: {c: ,]}"}) {
+    SCOPED_TRACE(body);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = op.Call("PUT", std::string(kPools) + "/x", body);
+    EXPECT_EQ(r.status, 422) << r.body;
+    EXPECT_NE(r.body.find("invalid YAML"), std::string::npos) << r.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  }
+  EXPECT_EQ(op.Call("GET", std::string(kPools) + "/x").status, 404) << "nothing was created";
+}
+
 TEST(Operator, ApplyWithWaitReachesTheWarmPool) {
   Operator op("warm");
   ASSERT_TRUE(op.Start());

@@ -1,6 +1,8 @@
 // matchmakerd --validate as a user runs it.
 
 #include <gtest/gtest.h>
+#include <cstdio>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -38,6 +40,15 @@ TEST(Validate, MissingPathFails) {
 }
 
 }  // namespace
+TEST(Validate, MalformedYamlFailsCleanly) {
+  std::string path = "/tmp/mm-validate-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(path) << ",";
+  auto r = RunCommand({BinPath("matchmakerd"), "--validate", path}, std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("invalid YAML"), std::string::npos) << r.err;
+  std::remove(path.c_str());
+}
+
 // spdlog turns an unknown level name into "off": matchmakerd must refuse
 // it rather than run with no logs at all.
 TEST(Flags, UnknownLogLevelExitsTwo) {

@@ -62,6 +62,24 @@ TEST(ParseYaml, AliasBombIsRefused) {
   EXPECT_NE(r.errors[0].message.find("too large"), std::string::npos);
 }
 
+// yaml-cpp 0.7 allocated without bound on some of these (a one-byte ","
+// took 12 GB in 10 s); the parser must fail cleanly on every one.
+TEST(ParseYaml, MalformedInputsFailCleanly) {
+  for (std::string text : {",", ",,", "[,", "{,}", "{a: [", "a: {b: [c, d: ]}}", "- [a, b: {c: ,]}", "{a: 1, a}",
+                           "? [", "&a [*a]", "*a", "a: &x 1\nb: *y\n"}) {
+    SCOPED_TRACE(text);
+    auto r = ParseYaml(text, "m.yaml");
+    EXPECT_FALSE(r.errors.empty());
+    EXPECT_TRUE(r.documents.empty());
+  }
+}
+
+TEST(ParseYaml, AnchorsAndAliasesWithinBudget) {
+  auto v = One("base: &b {image: x, ports: [1, 2]}\nother: *b\nname: &n eu\ncopy: *n\n");
+  EXPECT_EQ(v.at("other"), v.at("base"));
+  EXPECT_EQ(v.at("copy"), "eu");
+}
+
 TEST(ParseYaml, DeepNestingIsRefused) {
   std::string deep(200, '[');
   deep += std::string(200, ']');
