@@ -119,15 +119,26 @@ std::chrono::milliseconds StopBound(const mm::reconcile::Controller& controller)
   return std::chrono::milliseconds(2 * longest + 1000);
 }
 
-// Polls `done` every 10 ms; stops `io` when it holds or at `deadline`.
-void WaitThenStop(boost::asio::io_context& io, std::chrono::steady_clock::time_point deadline,
-                  std::function<bool()> done) {
-  if (done() || std::chrono::steady_clock::now() >= deadline) {
-    if (!done()) spdlog::warn("stop: requests still in flight at the deadline; stopping anyway");
+// Polls every 10 ms; stops `io` once every attempt has answered (`drained`)
+// and its responses are written (`idle`), or at `deadline`. Once drained,
+// at most a second more is given to the writes: a connection still open
+// then (a slow client sending headers, a stuck peer) is owed nothing.
+void WaitThenStop(boost::asio::io_context& io, std::chrono::steady_clock::time_point start,
+                  std::chrono::steady_clock::time_point deadline, std::function<bool()> drained,
+                  std::function<bool()> idle) {
+  auto now = std::chrono::steady_clock::now();
+  bool is_drained = drained();
+  if (is_drained) deadline = std::min(deadline, now + std::chrono::seconds(1));
+  if ((is_drained && idle()) || now >= deadline) {
+    if (!is_drained) spdlog::warn("stop: requests still in flight at the deadline; stopping anyway");
+    spdlog::info("stop: in-flight work finished in {} ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count());
     return io.stop();
   }
   auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(10));
-  timer->async_wait([&io, deadline, done = std::move(done), timer](auto) { WaitThenStop(io, deadline, done); });
+  timer->async_wait([&io, start, deadline, drained = std::move(drained), idle = std::move(idle), timer](auto) {
+    WaitThenStop(io, start, deadline, drained, idle);
+  });
 }
 
 }  // namespace
@@ -348,9 +359,10 @@ int main(int argc, char** argv) {
     controller.Stop();
     auto drained = std::make_shared<bool>(false);
     allocator.Stop([drained] { *drained = true; });
-    WaitThenStop(io, std::chrono::steady_clock::now() + bound, [&, drained] {
-      return *drained && client_server.connections() == 0 && admin_server.connections() == 0;
-    });
+    auto now = std::chrono::steady_clock::now();
+    WaitThenStop(
+        io, now, now + bound, [drained] { return *drained; },
+        [&] { return client_server.connections() == 0 && admin_server.connections() == 0; });
   });
   spdlog::info("matchmakerd {} backend={} admin={}:{} client={}:{} auth={} data-dir={}", MM_VERSION, f.backend,
                admin_addr->first, admin_server.port(), client_addr->first, client_server.port(), f.auth, f.data_dir);
