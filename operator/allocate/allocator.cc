@@ -539,8 +539,6 @@ void Allocator::Stop(std::function<void()> drained) {
   impl.drained = std::move(drained);
 }
 
-std::size_t Allocator::InFlight() const { return impl_->flights.size(); }
-
 int Allocator::Pending(const std::string& pool) const { return impl_->Pending(pool); }
 
 }  // namespace mm::allocate

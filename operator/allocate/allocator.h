@@ -82,7 +82,6 @@ class Allocator final : public Allocation {
   // Graceful stop: no new attempts (503), long-polls answered now (202),
   // `drained` runs once every attempt in flight has answered.
   void Stop(std::function<void()> drained);
-  std::size_t InFlight() const;
 
  private:
   struct Impl;

@@ -157,8 +157,6 @@ std::optional<std::string> Journal::error() const {
   return impl_->last_error;
 }
 
-std::size_t Journal::pending() const { return impl_->pending.size(); }
-
 void Journal::OnHealth(std::function<void(bool)> fn) { impl_->on_health = std::move(fn); }
 
 void Journal::Stop() {

@@ -45,7 +45,6 @@ class Journal {
   // Why the journal cannot write (the last error), while some write waits
   // for a retry; nullopt when every failed write has landed since.
   std::optional<std::string> error() const;
-  std::size_t pending() const;
   // Called when the journal starts failing (false) and writes again (true).
   void OnHealth(std::function<void(bool up)> fn);
   void Stop();

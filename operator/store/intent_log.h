@@ -39,9 +39,6 @@ class IntentLog {
   // per allocation). With `record`, the delete is written even for a key
   // already settled that way.
   void Remove(const std::string& key, bool record = true);
-  // Forgets everything (the recovered intents are journaled elsewhere).
-  void Clear();
-  std::size_t live() const { return live_.size(); }
 
  private:
   std::string path_;
@@ -49,6 +46,7 @@ class IntentLog {
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, std::string> live_;  // key -> value
 
+  void Clear();    // no live intent: the file back to empty
   void Rewrite();  // the live intents only, into a fresh file
   std::map<std::string, std::string> recovered_;
 };
