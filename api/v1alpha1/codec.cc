@@ -154,6 +154,7 @@ json::value ToJson(const ServerPoolStatus& s) {
                                  {"ready", i.ready},
                                  {"allocated", i.allocated},
                                  {"full", i.full},
+                                 {"unhealthy", i.unhealthy},
                                  {"terminating", i.terminating}}},
       {"conditions", std::move(conditions)}};
 }
@@ -179,7 +180,11 @@ json::value ToJson(const ServerPool& p) {
                                    {"retries", s.reservation.retries},
                                    {"cooldownMs", s.reservation.cooldownMs}}},
       {"readiness", json::object{{"timeoutMs", s.readiness.timeoutMs},
-                                 {"periodMs", s.readiness.periodMs}}}};
+                                 {"periodMs", s.readiness.periodMs}}},
+      {"health", json::object{{"periodMs", s.health.periodMs},
+                              {"timeoutMs", s.health.timeoutMs},
+                              {"failureThreshold", s.health.failureThreshold},
+                              {"crashWindowMs", s.health.crashWindowMs}}}};
   json::object o{{"apiVersion", kApiVersion},
                  {"kind", kKind},
                  {"metadata", std::move(meta)},
@@ -209,6 +214,11 @@ ServerPool FromJson(const json::value& doc) {
   const auto& rd = Sub(spec, "readiness");
   Read(rd, "timeoutMs", p.spec.readiness.timeoutMs);
   Read(rd, "periodMs", p.spec.readiness.periodMs);
+  const auto& hl = Sub(spec, "health");
+  Read(hl, "periodMs", p.spec.health.periodMs);
+  Read(hl, "timeoutMs", p.spec.health.timeoutMs);
+  Read(hl, "failureThreshold", p.spec.health.failureThreshold);
+  Read(hl, "crashWindowMs", p.spec.health.crashWindowMs);
   if (const auto* st = Field(doc, "status"); st && st->is_object()) {
     ServerPoolStatus s;
     Read(*st, "observedGeneration", s.observedGeneration);
@@ -217,6 +227,7 @@ ServerPool FromJson(const json::value& doc) {
     Read(i, "ready", s.instances.ready);
     Read(i, "allocated", s.instances.allocated);
     Read(i, "full", s.instances.full);
+    Read(i, "unhealthy", s.instances.unhealthy);
     Read(i, "terminating", s.instances.terminating);
     if (auto* cs = Field(*st, "conditions"); cs && cs->is_array()) {
       for (const auto& c : cs->get_array()) {

@@ -66,6 +66,15 @@ struct ReadinessPolicy {
   bool operator==(const ReadinessPolicy&) const = default;
 };
 
+// After Ready: liveness probes, and what counts as a crash loop.
+struct HealthPolicy {
+  int periodMs = 1000;
+  int timeoutMs = 1000;
+  int failureThreshold = 3;
+  int crashWindowMs = 60000;
+  bool operator==(const HealthPolicy&) const = default;
+};
+
 struct ServerPoolSpec {
   int warm = 1;
   int minInstances = 0;
@@ -73,6 +82,7 @@ struct ServerPoolSpec {
   Template templ;  // "template" in YAML/JSON
   ReservationPolicy reservation;
   ReadinessPolicy readiness;
+  HealthPolicy health;
   bool operator==(const ServerPoolSpec&) const = default;
 };
 
@@ -90,6 +100,7 @@ struct InstanceCounts {
   int ready = 0;
   int allocated = 0;
   int full = 0;
+  int unhealthy = 0;
   int terminating = 0;
   bool operator==(const InstanceCounts&) const = default;
 };

@@ -46,6 +46,7 @@ struct Attempt {
   SteadyClock::time_point start = SteadyClock::now();
   bool from_queue = false;  // started by serving the queue
   bool reserved = false;    // a server granted a slot (in memory, maybe not yet durable)
+  int reasked = 0;          // Full instances asked again by this attempt
   std::vector<Waiter> waiters;
 };
 
@@ -242,7 +243,31 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       blocked.push_back(a);  // retried as soon as a handshake ends
       return;
     }
+    if (AskFullAgain(a)) return;
     Enqueue(a);
+  }
+
+  // Before the client is queued (and a new instance started for it): a
+  // Full instance may have freed a slot. At most kFullReasksPerAttempt per
+  // attempt, each instance at most once per reservation.cooldownMs, least
+  // recently asked first: O(log n) per request, no scan of the pool.
+  bool AskFullAgain(const std::shared_ptr<Attempt>& a) {
+    if (a->reasked >= kFullReasksPerAttempt) return false;
+    auto now = state::Clock::now();
+    for (const auto& pool : a->pools) {
+      auto* ps = controller.Find(pool);
+      if (!ps || ps->deleting) continue;
+      auto cooldown = std::chrono::milliseconds(ps->pool().spec.reservation.cooldownMs);
+      for (const Instance* f : ps->FullToAsk(now, cooldown, kFullReasksPerAttempt + handshaking.size())) {
+        std::string key = Key(pool, f->name);
+        if (a->tried.contains(key) || handshaking.contains(key)) continue;
+        ++a->reasked;
+        controller.Asking(pool, f->name);
+        Handshake(a, pool, f->name, ps->pool().spec.reservation.retries);
+        return true;
+      }
+    }
+    return false;
   }
 
   void Handshake(const std::shared_ptr<Attempt>& a, const std::string& pool, const std::string& name,
@@ -277,7 +302,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     const Instance* inst = ps ? ps->Find(name) : nullptr;
     bool live = inst && inst->state != InstanceState::kTerminating && inst->state != InstanceState::kExited;
     std::string key = Key(pool, name);
-    switch (JudgeHandshake(r.status, retries_left, live)) {
+    switch (JudgeHandshake(r.status, r.timed_out, retries_left, live)) {
       case allocate::Handshake::kReserved: {
         Result ok = Allocated(pool, *inst);
         a->reserved = true;
@@ -301,9 +326,17 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
         });
         return;
       }
+      case allocate::Handshake::kTrip:
+        // No answer: the next clients are not sent to it either until a
+        // liveness probe gets one; this client is served elsewhere now.
+        spdlog::warn("pool {}: reservation on {} got no answer: {}", pool, name, r.error);
+        controller.Settle(pool, name, a->client);
+        controller.Trip(pool, name);
+        a->tried.insert(key);
+        return Try(a);
       case allocate::Handshake::kSkip:
-        // A transport failure after every retry, or an unexpected status:
-        // this instance is skipped for this client, who is served elsewhere.
+        // An unexpected status: this instance is skipped for this client,
+        // who is served elsewhere.
         spdlog::warn("pool {}: reservation on {} failed: {}", pool, name,
                      r.status ? "HTTP " + std::to_string(r.status) : r.error);
         [[fallthrough]];

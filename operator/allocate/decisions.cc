@@ -15,14 +15,15 @@ Verify JudgeVerify(int status) {
   return Verify::kUnknown;
 }
 
-Handshake JudgeHandshake(int status, int retries_left, bool instance_live) {
+Handshake JudgeHandshake(int status, bool timed_out, int retries_left, bool instance_live) {
   if (!instance_live) return Handshake::kGone;
   if (status == 200) return Handshake::kReserved;
   if (status == 403) return Handshake::kFull;
-  // No answer: POST /reservation is idempotent per id, so asking the same
-  // instance again cannot take a second slot there.
-  if (status == 0 && retries_left > 0) return Handshake::kRetry;
-  return Handshake::kSkip;
+  if (status != 0) return Handshake::kSkip;
+  if (timed_out) return Handshake::kTrip;
+  // A fast failure: POST /reservation is idempotent per id, so asking the
+  // same instance again cannot take a second slot there.
+  return retries_left > 0 ? Handshake::kRetry : Handshake::kTrip;
 }
 
 Pick PickCandidate(const std::vector<std::string>& candidates, const std::set<std::string>& tried,

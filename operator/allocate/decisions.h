@@ -34,11 +34,19 @@ Verify JudgeVerify(int status);
 enum class Handshake {
   kReserved,  // 200: the client holds a slot there
   kFull,      // 403: mark Full, next candidate
-  kRetry,     // no answer, retries left: the same instance after the cooldown
-  kSkip,      // no answer after every retry, or an unexpected status: next candidate
+  kRetry,     // a fast transport failure (refused, reset), retries left: the same instance after the cooldown
+  kTrip,      // no answer within the deadline, or none after every retry: open the
+              // instance's circuit (not offered until a probe answers), next candidate
+  kSkip,      // an unexpected status: next candidate
   kGone,      // the instance ended meanwhile: next candidate
 };
-Handshake JudgeHandshake(int status, int retries_left, bool instance_live);
+// `timed_out`: the deadline passed with no answer. Waiting a second
+// deadline on the same server would stall the client, so it is never retried.
+Handshake JudgeHandshake(int status, bool timed_out, int retries_left, bool instance_live);
+
+// How many Full instances one attempt asks again for a slot before the
+// client is queued (a bound on the work per request: no scan of the pool).
+inline constexpr int kFullReasksPerAttempt = 2;
 
 // The next candidate to try, in allocation order, among `candidates`
 // ("pool/instance" keys): the first neither tried by this attempt nor in a

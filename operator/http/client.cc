@@ -35,6 +35,7 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
     msg_.set(bhttp::field::host, req_.host);
     msg_.set(bhttp::field::user_agent, "matchmakerd");
     msg_.keep_alive(true);
+    if (!req_.content_type.empty()) msg_.set(bhttp::field::content_type, req_.content_type);
     msg_.body() = req_.body;
     msg_.prepare_payload();
     auto& idle = pool_->idle[key_];
@@ -57,7 +58,7 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
     ++pool_->opened;
     stream_->expires_after(req_.timeout);
     stream_->async_connect(net::ip::tcp::endpoint(addr, req_.port), [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->Fail("connect: " + ec.message());
+      if (ec) return self->Fail("connect: " + ec.message(), ec == beast::error::timeout);
       beast::error_code ignored;  // request/response: no Nagle wait on small writes
       self->stream_->socket().set_option(net::ip::tcp::no_delay(true), ignored);
       self->Write();
@@ -67,11 +68,11 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
   void Write() {
     stream_->expires_after(req_.timeout);
     bhttp::async_write(*stream_, msg_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->RetryOrFail("write: " + ec.message());
+      if (ec) return self->RetryOrFail(ec, "write: " + ec.message());
       self->parser_.emplace();
       self->parser_->body_limit(1024 * 1024);
       bhttp::async_read(*self->stream_, self->buffer_, *self->parser_, [self](beast::error_code ec, std::size_t) {
-        if (ec) return self->RetryOrFail("read: " + ec.message());
+        if (ec) return self->RetryOrFail(ec, "read: " + ec.message());
         ClientResponse r;
         r.status = static_cast<int>(self->parser_->get().result_int());
         r.body = std::move(self->parser_->get().body());
@@ -86,18 +87,22 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
     });
   }
 
-  // A kept connection may have been closed by the server since: one fresh try.
-  void RetryOrFail(std::string error) {
-    if (reused_) {
+  // A kept connection may have been closed by the server since: one fresh
+  // try. Not after a timeout: a server that does not answer would cost the
+  // caller a second deadline.
+  void RetryOrFail(beast::error_code ec, std::string error) {
+    bool timed_out = ec == beast::error::timeout;
+    if (reused_ && !timed_out) {
       buffer_.clear();
       return Connect();
     }
-    Fail(std::move(error));
+    Fail(std::move(error), timed_out);
   }
 
-  void Fail(std::string error) {
+  void Fail(std::string error, bool timed_out = false) {
     ClientResponse r;
     r.error = std::move(error);
+    r.timed_out = timed_out;
     Deliver(std::move(r));
   }
 

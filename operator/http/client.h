@@ -21,6 +21,7 @@ struct ClientResponse {
   int status = 0;      // 0: no HTTP response (see error)
   std::string body;
   std::string error;   // transport problem: refused, timeout, reset
+  bool timed_out = false;  // no answer within the request's timeout
 };
 
 struct ClientRequest {
@@ -30,6 +31,7 @@ struct ClientRequest {
   std::string target = "/";
   std::string body;
   std::chrono::milliseconds timeout{5000};
+  std::string content_type;  // of `body`, when set
 };
 
 // One call on a connection of its own. Calls `done` exactly once, on the

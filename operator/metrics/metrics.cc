@@ -18,8 +18,9 @@ namespace {
 const p::Histogram::BucketBoundaries kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const p::Histogram::BucketBoundaries kStartup = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
-constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "terminating"};
-constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout"};
+constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "unhealthy", "terminating"};
+constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout", "CrashedAfterReady"};
+constexpr const char* kProbeResults[] = {"ok", "failed"};
 constexpr const char* kConditionTypes[] = {"Ready", "Progressing", "Degraded"};
 
 p::Family<p::Gauge>& Gauge(p::Registry& r, const char* name, const char* help) {
@@ -63,6 +64,11 @@ struct Metrics::Impl {
       Counter(r, "matchmaker_reconcile_errors_total", "Reconcile passes that hit an error.");
   p::Family<p::Counter>& backend =
       Counter(r, "matchmaker_backend_requests_total", "Backend operations by result code.");
+  p::Family<p::Gauge>& busy_unhealthy = Gauge(
+      r, "matchmaker_pool_busy_unhealthy_instances",
+      "Unhealthy instances that hold reservations: kept (a match may be on), not offered, reported.");
+  p::Family<p::Counter>& probes =
+      Counter(r, "matchmaker_health_probes_total", "Liveness probes of instances after Ready, by result.");
   p::Family<p::Gauge>& build_info =
       Gauge(r, "matchmaker_build_info", "Always 1; the version label names the build.");
   p::Family<p::Gauge>& journal = Gauge(
@@ -83,18 +89,27 @@ Metrics::Metrics(const std::string& version) : impl_(new Impl) {
 
 Metrics::~Metrics() = default;
 
-void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm) {
+void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm, int busy_unhealthy) {
   std::lock_guard lock(impl_->mu);
-  const int values[] = {c.starting, c.ready, c.allocated, c.full, c.terminating};
-  for (int i = 0; i < 5; ++i) impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
+  const int values[] = {c.starting, c.ready, c.allocated, c.full, c.unhealthy, c.terminating};
+  static_assert(std::size(values) == std::size(kStates));
+  for (std::size_t i = 0; i < std::size(kStates); ++i) {
+    impl_->instances.Add({{"pool", pool}, {"state", kStates[i]}}).Set(values[i]);
+  }
   impl_->warm.Add({{"pool", pool}}).Set(warm);
+  impl_->busy_unhealthy.Add({{"pool", pool}}).Set(busy_unhealthy);
   // Counters exist from the start at 0, so that rate() and increase() see
   // the first failure instead of a series appearing at 1. Once per pool:
   // this runs on every reconcile pass.
   if (impl_->pools.insert(pool).second) {
     impl_->reconcile_errors.Add({{"pool", pool}});
     for (const char* reason : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", reason}});
+    for (const char* result : kProbeResults) impl_->probes.Add({{"pool", pool}, {"result", result}});
   }
+}
+
+void Metrics::HealthProbe(const std::string& pool, bool ok) {
+  impl_->probes.Add({{"pool", pool}, {"result", ok ? "ok" : "failed"}}).Increment();
 }
 
 void Metrics::SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions) {
@@ -110,6 +125,8 @@ void Metrics::RemovePool(const std::string& pool) {
   for (const char* t : kConditionTypes) Drop(m.conditions, {{"pool", pool}, {"type", t}});
   for (const char* s : kStates) Drop(m.instances, {{"pool", pool}, {"state", s}});
   Drop(m.warm, {{"pool", pool}});
+  Drop(m.busy_unhealthy, {{"pool", pool}});
+  for (const char* result : kProbeResults) Drop(m.probes, {{"pool", pool}, {"result", result}});
   Drop(m.pending, {{"pool", pool}});
   m.pools.erase(pool);
   Drop(m.reconcile_errors, {{"pool", pool}});

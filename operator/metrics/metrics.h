@@ -17,7 +17,11 @@ class Metrics {
   explicit Metrics(const std::string& version);
   ~Metrics();
 
-  void SetPool(const std::string& pool, const api::InstanceCounts& counts, int warm);
+  // matchmaker_pool_instances{pool,state}, the warm target, and
+  // matchmaker_pool_busy_unhealthy_instances{pool}.
+  void SetPool(const std::string& pool, const api::InstanceCounts& counts, int warm, int busy_unhealthy = 0);
+  // matchmaker_health_probes_total{pool,result}: one liveness probe.
+  void HealthProbe(const std::string& pool, bool ok);
   // matchmaker_pool_condition{pool,type}: 1 while the condition is True.
   void SetConditions(const std::string& pool, const std::vector<api::Condition>& conditions);
   void RemovePool(const std::string& pool);

@@ -14,6 +14,7 @@
 #include "operator/http/client.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/journal.h"
+#include "operator/state/health.h"
 #include "operator/state/instance_codec.h"
 #include "operator/store/intent_log.h"
 #include "operator/store/store.h"
@@ -71,6 +72,7 @@ struct Controller::Impl {
         options(options),
         journal(io, store, std::chrono::milliseconds(500)),
         intents(store.dir() + "/intents"),
+        probes(io, 1),
         resync(io) {}
 
   net::io_context& io;
@@ -80,6 +82,11 @@ struct Controller::Impl {
   ControllerOptions options;
   Journal journal;
   store::IntentLog intents;
+  // Liveness probes after Ready: one keep-alive connection per instance,
+  // one probe chain per instance ("pool/name" while it runs).
+  http::KeepAliveClient probes;
+  std::set<std::string> probing;
+  std::set<std::string> auditing;  // Full instances whose clients are being asked about
   std::map<std::string, Entry> pools;
   std::deque<std::string> queue;
   std::set<std::string> queued;
@@ -223,7 +230,7 @@ void Controller::Start() {
   }
   impl.backend.OnExit([this, alive = std::weak_ptr<bool>(impl_->alive)](backend::ExitEvent ev) {
     if (auto a = alive.lock(); !a || !*a) return;
-    OnExit(ev.pool, ev.name, ev.message);
+    OnExit(ev.pool, ev.name, ev.exit_code, ev.message);
   });
   impl.backend.OnAvailabilityChange([this, alive = std::weak_ptr<bool>(impl_->alive)](bool up) {
     if (auto a = alive.lock(); !a || !*a) return;
@@ -261,6 +268,7 @@ void Controller::FinishStart(std::map<std::string, backend::Placement> adopted, 
       Persist(copy);
       ++count;
       if (copy.state == InstanceState::kStarting) Probe(name, copy.name);
+      if (state::Probed(copy.state)) WatchHealth(name, copy.name);
     }
     Record(e, "Normal", "Recovered",
            std::to_string(e.state->size()) + " instance record(s) recovered");
@@ -372,7 +380,8 @@ void Controller::Reconcile(const std::string& name) {
   e.status = state::ComputeStatus(ps, plan, e.status, now, impl.options.limits);
   e.last_plan = plan;
   if (impl.metrics) {
-    impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm);
+    int busy_unhealthy = ps.Count(InstanceState::kUnhealthy) - ps.plan_index().Size(state::PlanIndex::kUnhealthy);
+    impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm, busy_unhealthy);
     impl.metrics->SetConditions(name, e.status.conditions);
   }
 
@@ -516,10 +525,15 @@ void Controller::Probe(const std::string& pool, const std::string& name) {
       inst.state = InstanceState::kReady;
       inst.ready_at = state::Clock::now();
       ps.Upsert(inst);
-      ps.failures = {};
+      // Start failures are forgotten once an instance proves stable (it
+      // outlives health.crashWindowMs or takes a reservation), so that a
+      // crash loop after Ready still backs off and turns Degraded.
+      auto window = std::chrono::milliseconds(ps.pool().spec.health.crashWindowMs);
+      if (state::ProvedStable(inst, inst.ready_at, window)) ps.failures = {};
       Persist(inst);
       if (impl.metrics) impl.metrics->InstanceStartup(pool, Seconds(inst.ready_at - inst.created));
       Record(it->second, "Normal", "Ready", "instance " + name + " is Ready");
+      WatchHealth(pool, name);
       Enqueue(pool);
       if (impl.on_ready) impl.on_ready(pool);
       return;
@@ -533,7 +547,163 @@ void Controller::Probe(const std::string& pool, const std::string& name) {
   });
 }
 
-void Controller::OnExit(const std::string& pool, const std::string& name, const std::string& message) {
+void Controller::WatchHealth(const std::string& pool, const std::string& name) {
+  if (!impl_->probing.insert(pool + "/" + name).second) return;  // its chain runs already
+  HealthProbe(pool, name);
+}
+
+// One liveness probe, then the next one period later, for as long as the
+// instance is Ready or after. Any HTTP answer on the control port is alive.
+void Controller::HealthProbe(const std::string& pool, const std::string& name) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(pool);
+  const Instance* inst = it == impl.pools.end() ? nullptr : it->second.state->Find(name);
+  if (impl.stopped || !inst || !state::Probed(inst->state) || inst->control_port == 0) {
+    impl.probing.erase(pool + "/" + name);
+    return;
+  }
+  const auto& policy = it->second.state->pool().spec.health;
+  http::ClientRequest req{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "GET", kProbeTarget,
+                          "", std::chrono::milliseconds(policy.timeoutMs)};
+  impl.probes.Call(std::move(req), [this, pool, name, alive = std::weak_ptr<bool>(impl_->alive)](http::ClientResponse r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    auto& impl = *impl_;
+    auto it = impl.pools.find(pool);
+    const Instance* cur = it == impl.pools.end() ? nullptr : it->second.state->Find(name);
+    if (impl.stopped || !cur || !state::Probed(cur->state)) {
+      impl.probing.erase(pool + "/" + name);
+      return;
+    }
+    OnHealthProbe(it->second, *cur, r.status > 0, r.status > 0 ? "" : r.error);
+    const auto* again = it->second.state->Find(name);
+    if (!again || !state::Probed(again->state)) {
+      impl.probing.erase(pool + "/" + name);
+      return;
+    }
+    auto timer = std::make_shared<net::steady_timer>(
+        impl.io, std::chrono::milliseconds(it->second.state->pool().spec.health.periodMs));
+    timer->async_wait([this, pool, name, timer, alive = std::weak_ptr<bool>(impl_->alive)](auto ec) {
+      if (auto a = alive.lock(); !a || !*a) return;
+      if (ec) {
+        impl_->probing.erase(pool + "/" + name);
+        return;
+      }
+      HealthProbe(pool, name);
+    });
+  });
+}
+
+void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, const std::string& error) {
+  auto& impl = *impl_;
+  auto& ps = *e.state;
+  const std::string pool = ps.name(), name = before.name;
+  if (impl.metrics) impl.metrics->HealthProbe(pool, answered);
+  const auto& policy = ps.pool().spec.health;
+  state::ProbeVerdict v = state::JudgeProbe(before, answered, policy.failureThreshold);
+  bool reopened = before.suspect && !v.suspect;
+  bool state_changed = v.state != before.state;
+  ps.Mutate(name, [&](Instance& i) {
+    i.probe_failures = v.failures;
+    i.suspect = v.suspect;
+    i.state = v.state;
+    i.before_unhealthy = v.before_unhealthy;
+    if (!answered) i.message = "liveness probe: " + error;
+  });
+  const Instance& now_inst = *ps.Find(name);
+  std::string held = std::to_string(now_inst.reservations.size()) + " client(s) holding slots";
+  switch (v.event) {
+    case state::HealthEvent::kNone: break;
+    case state::HealthEvent::kUnhealthy:
+      spdlog::warn("pool {}: instance {} is Unhealthy ({} liveness probes missed: {}); replacing it", pool, name,
+                   v.failures, error);
+      Record(e, "Warning", "Unhealthy",
+             "instance " + name + " missed " + std::to_string(v.failures) + " liveness probes (" + error +
+                 "): replaced");
+      break;
+    case state::HealthEvent::kBusyUnhealthy:
+      spdlog::warn("pool {}: instance {} is Unhealthy with {}: kept, not offered", pool, name, held);
+      Record(e, "Warning", "BusyInstanceUnhealthy",
+             "instance " + name + " missed " + std::to_string(v.failures) + " liveness probes (" + error + ") with " +
+                 held + ": kept, not offered to clients");
+      break;
+    case state::HealthEvent::kRecovered:
+      spdlog::info("pool {}: instance {} answers again: {}", pool, name, state::ToString(v.state));
+      Record(e, "Normal", "Recovered",
+             "instance " + name + " answers liveness probes again: " + std::string(state::ToString(v.state)));
+      break;
+  }
+  if (state_changed) {
+    Persist(now_inst);
+    Enqueue(pool);
+  }
+  auto window = std::chrono::milliseconds(policy.crashWindowMs);
+  if (answered && ps.failures.consecutive > 0 && state::ProvedStable(now_inst, state::Clock::now(), window)) {
+    ps.failures = {};
+    Enqueue(pool);  // Degraded clears, backoff ends
+  }
+  // Offered again: queued clients may take it.
+  if ((reopened || v.event == state::HealthEvent::kRecovered) && impl.on_ready) impl.on_ready(pool);
+  if (answered && now_inst.state == InstanceState::kFull && !now_inst.reservations.empty()) {
+    MaybeAudit(pool, name);
+  }
+}
+
+// A Full instance's recorded clients, asked one by one (GET
+// /reservation/{id}) at most once per 10 health periods: each 404 releases
+// that slot, and an instance left holding none of ours is Ready again.
+void Controller::MaybeAudit(const std::string& pool, const std::string& name) {
+  auto& impl = *impl_;
+  auto& e = impl.pools.at(pool);
+  const Instance* inst = e.state->Find(name);
+  auto now = state::Clock::now();
+  auto every = std::chrono::milliseconds(10LL * e.state->pool().spec.health.periodMs);
+  if (!inst || now - inst->asked_at < every) return;  // a Full instance was asked recently
+  if (!impl.auditing.insert(pool + "/" + name).second) return;
+  e.state->Mutate(name, [&](Instance& i) { i.asked_at = now; });
+  auto clients = std::make_shared<std::vector<std::string>>(inst->reservations.begin(), inst->reservations.end());
+  AuditNext(pool, name, clients, 0);
+}
+
+void Controller::AuditNext(const std::string& pool, const std::string& name,
+                           std::shared_ptr<std::vector<std::string>> clients, std::size_t k) {
+  auto& impl = *impl_;
+  auto it = impl.pools.find(pool);
+  const Instance* inst = it == impl.pools.end() ? nullptr : it->second.state->Find(name);
+  if (k >= clients->size() || !inst || inst->state != InstanceState::kFull) {
+    impl.auditing.erase(pool + "/" + name);
+    return;
+  }
+  const std::string& client = (*clients)[k];
+  if (!inst->reservations.contains(client)) return AuditNext(pool, name, clients, k + 1);
+  http::ClientRequest req{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "GET",
+                          "/reservation/" + reservation::PercentEncode(client), "",
+                          std::chrono::milliseconds(it->second.state->pool().spec.reservation.timeoutMs)};
+  impl.probes.Call(std::move(req), [this, pool, name, clients, k, alive = std::weak_ptr<bool>(impl_->alive)](
+                                       http::ClientResponse r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    if (r.status == 404) {
+      const std::string client = (*clients)[k];
+      spdlog::info("pool {}: {} no longer holds a slot on Full instance {}: released", pool, client, name);
+      Release(pool, name, client, [](std::optional<std::string>) {});
+    }
+    AuditNext(pool, name, clients, k + 1);
+  });
+}
+
+void Controller::Trip(const std::string& pool, const std::string& instance) {
+  auto it = impl_->pools.find(pool);
+  if (it == impl_->pools.end()) return;
+  it->second.state->Mutate(instance, [](Instance& i) { i.suspect = true; });
+}
+
+void Controller::Asking(const std::string& pool, const std::string& instance) {
+  auto it = impl_->pools.find(pool);
+  if (it == impl_->pools.end()) return;
+  it->second.state->Mutate(instance, [](Instance& i) { i.asked_at = state::Clock::now(); });
+}
+
+void Controller::OnExit(const std::string& pool, const std::string& name, int exit_code,
+                        const std::string& message) {
   auto& impl = *impl_;
   auto it = impl.pools.find(pool);
   if (it == impl.pools.end()) return;
@@ -541,7 +711,20 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
   const Instance* cur = ps.Find(name);
   if (!cur || cur->state == InstanceState::kExited) return;
   Instance inst = *cur;
-  if (inst.state == InstanceState::kStarting) {
+  auto now = state::Clock::now();
+  auto window = std::chrono::milliseconds(ps.pool().spec.health.crashWindowMs);
+  if (state::CrashAfterReady(inst, exit_code, now, window)) {
+    // A crash loop, not a finished match: backoff and Degraded as for a
+    // failure before Ready.
+    ps.failures.consecutive++;
+    ps.failures.last = now;
+    ps.failures.last_message = name + " " + message + " " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - inst.ready_at).count()) +
+                               " ms after Ready, with no reservation";
+    inst.failed = true;
+    if (impl.metrics) impl.metrics->InstanceFailure(pool, "CrashedAfterReady");
+    Record(it->second, "Warning", "CrashedAfterReady", ps.failures.last_message);
+  } else if (inst.state == InstanceState::kStarting) {
     ps.failures.consecutive++;
     ps.failures.last = state::Clock::now();
     ps.failures.last_message = name + " " + message + " before Ready";
@@ -560,7 +743,7 @@ void Controller::OnExit(const std::string& pool, const std::string& name, const 
     Record(it->second, "Normal", "Exited", "instance " + name + " " + message);
   }
   inst.state = InstanceState::kExited;
-  inst.exited_at = state::Clock::now();
+  inst.exited_at = now;
   inst.message = message;
   // Its match is over: its reservations go with it.
   std::vector<store::Op> ops;
@@ -623,14 +806,34 @@ void Controller::Reserve(const std::string& pool, const std::string& instance, c
 void Controller::Release(const std::string& pool, const std::string& instance, const std::string& client,
                          Durable done) {
   auto it = impl_->pools.find(pool);
-  if (it != impl_->pools.end()) it->second.state->RemoveReservation(instance, client);
+  if (it != impl_->pools.end() && it->second.state->RemoveReservation(instance, client)) {
+    // The server holds none of our clients any more: idle again (offered,
+    // counted as warm, and subject to scale-down).
+    auto& ps = *it->second.state;
+    const Instance* inst = ps.Find(instance);
+    if (inst && inst->reservations.empty() &&
+        (inst->state == InstanceState::kAllocated || inst->state == InstanceState::kFull)) {
+      ps.SetState(instance, InstanceState::kReady);
+      Persist(*ps.Find(instance));
+      Record(it->second, "Normal", "Freed", "instance " + instance + " holds no reservation any more: Ready");
+      Enqueue(pool);
+      if (impl_->on_ready) impl_->on_ready(pool);
+    }
+  }
   Settle(pool, instance, client);  // no leftover intent may bring it back after a crash
   Commit({{store::Op::kDelete, ReservationKey(pool, instance, client), ""}}, std::move(done));
 }
 
 void Controller::MarkFull(const std::string& pool, const std::string& instance) {
   auto it = impl_->pools.find(pool);
-  if (it == impl_->pools.end() || !it->second.state->SetState(instance, InstanceState::kFull)) return;
+  const Instance* inst = it == impl_->pools.end() ? nullptr : it->second.state->Find(instance);
+  if (!inst || inst->state == InstanceState::kUnhealthy) return;
+  bool was_full = inst->state == InstanceState::kFull;
+  it->second.state->Mutate(instance, [](Instance& i) {
+    i.state = InstanceState::kFull;
+    i.asked_at = state::Clock::now();  // asked again no sooner than reservation.cooldownMs
+  });
+  if (was_full) return;
   Persist(*it->second.state->Find(instance));
   Enqueue(pool);
 }

@@ -105,8 +105,14 @@ class Controller {
   void Reserve(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
   // `client` no longer holds its slot (the server answered 404).
   void Release(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
-  // The instance answered 403: skipped by allocation until it exits.
+  // The instance answered 403: Full, asked again (FullToAsk) no sooner than
+  // reservation.cooldownMs from now.
   void MarkFull(const std::string& pool, const std::string& instance);
+  // A Full instance is being asked for a slot again (its cooldown restarts).
+  void Asking(const std::string& pool, const std::string& instance);
+  // A handshake got no answer: the instance's circuit opens; it is not
+  // offered until a liveness probe answers.
+  void Trip(const std::string& pool, const std::string& instance);
   // Where `client` holds a slot, in any pool.
   struct Holding {
     std::string pool;
@@ -130,7 +136,14 @@ class Controller {
   void Reconcile(const std::string& name);
   void Create(Entry& entry, int count);
   void Probe(const std::string& pool, const std::string& name);
-  void OnExit(const std::string& pool, const std::string& name, const std::string& message);
+  void OnExit(const std::string& pool, const std::string& name, int exit_code, const std::string& message);
+  // Liveness after Ready (see state/health.h).
+  void WatchHealth(const std::string& pool, const std::string& name);
+  void HealthProbe(const std::string& pool, const std::string& name);
+  void OnHealthProbe(Entry& entry, const state::Instance& before, bool answered, const std::string& error);
+  void MaybeAudit(const std::string& pool, const std::string& name);
+  void AuditNext(const std::string& pool, const std::string& name, std::shared_ptr<std::vector<std::string>> clients,
+                 std::size_t k);
   void Record(Entry& entry, std::string type, std::string reason, std::string message);
   void PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done);
   // Commits through the journal (retried until durable); `done` (if any)

@@ -16,8 +16,11 @@ using Clock = std::chrono::system_clock;
 using TimePoint = Clock::time_point;
 
 // SPEC lifecycle: Starting -> Ready -> Allocated -> Full -> Terminating -> gone.
-// Exited is an instance the backend saw end; the reconciler forgets it.
-enum class InstanceState { kStarting, kReady, kAllocated, kFull, kTerminating, kExited };
+// Unhealthy: failed health.failureThreshold liveness probes in a row after
+// Ready (never offered; idle ones replaced, busy ones kept until they answer
+// again). Exited is an instance the backend saw end; the reconciler forgets it.
+enum class InstanceState { kStarting, kReady, kAllocated, kFull, kUnhealthy, kTerminating, kExited };
+inline constexpr int kInstanceStates = 7;
 
 std::string_view ToString(InstanceState s);
 std::optional<InstanceState> ParseInstanceState(std::string_view s);
@@ -28,6 +31,11 @@ struct Instance {
   std::string template_hash;  // the template version it runs
   InstanceState state = InstanceState::kStarting;
   std::set<std::string> reservations;  // client ids holding a slot
+  // Match metadata sent with a client's handshake (JSON text), by client id;
+  // only clients whose request carried some.
+  std::map<std::string, std::string> metadata;
+  // Unhealthy: the state it returns to when it answers again.
+  InstanceState before_unhealthy = InstanceState::kReady;
 
   // Where it runs, filled by the backend.
   std::string backend_id;  // pid:starttime, container id or service id
@@ -42,8 +50,14 @@ struct Instance {
   bool failed = false;  // ended before Ready, or timed out starting
   std::string message;  // last backend or probe error
 
+  // Liveness, in memory only (a restart starts probing afresh).
+  int probe_failures = 0;   // consecutive failed liveness probes
+  bool suspect = false;     // circuit breaker open: a handshake or probe went unanswered; not offered until a probe answers
+  TimePoint asked_at{};     // Full: when it was last asked for a slot
+
   bool busy() const {
-    return state == InstanceState::kAllocated || state == InstanceState::kFull;
+    return state == InstanceState::kAllocated || state == InstanceState::kFull ||
+           (state == InstanceState::kUnhealthy && !reservations.empty());
   }
   bool idle() const {
     return state == InstanceState::kStarting || state == InstanceState::kReady;

@@ -29,7 +29,7 @@ json::value ToJson(const Instance& i, bool with_reservations) {
   }
   json::object ports;
   for (const auto& [k, v] : i.ports) ports[k] = v;
-  return json::object{{"pool", i.pool},
+  json::object o{{"pool", i.pool},
                       {"name", i.name},
                       {"templateHash", i.template_hash},
                       {"state", ToString(i.state)},
@@ -44,6 +44,8 @@ json::value ToJson(const Instance& i, bool with_reservations) {
                       {"exitedAt", Millis(i.exited_at)},
                       {"failed", i.failed},
                       {"message", i.message}};
+  if (i.state == InstanceState::kUnhealthy) o["beforeUnhealthy"] = ToString(i.before_unhealthy);
+  return o;
 }
 
 std::optional<Instance> InstanceFromJson(const json::value& v) {
@@ -75,6 +77,7 @@ std::optional<Instance> InstanceFromJson(const json::value& v) {
   i.exited_at = FromMillis(Int(*o, "exitedAt"));
   if (auto* f = o->if_contains("failed"); f && f->is_bool()) i.failed = f->get_bool();
   i.message = Str(*o, "message");
+  if (auto before = ParseInstanceState(Str(*o, "beforeUnhealthy"))) i.before_unhealthy = *before;
   return i;
 }
 

@@ -30,6 +30,7 @@ PlanIndex::Category PlanIndex::Of(const Instance& i) const {
     case InstanceState::kReady: return current ? kReadyCurrent : kReadyOutdated;
     case InstanceState::kAllocated:
     case InstanceState::kFull: return kBusy;
+    case InstanceState::kUnhealthy: return i.reservations.empty() ? kUnhealthy : kBusy;
     case InstanceState::kTerminating: return kTerminating;
     case InstanceState::kExited: return kExited;
   }
@@ -42,6 +43,7 @@ std::string_view ToString(RemovalReason r) {
     case RemovalReason::kOutdated: return "Outdated";
     case RemovalReason::kStartTimeout: return "StartTimeout";
     case RemovalReason::kPoolDeleted: return "PoolDeleted";
+    case RemovalReason::kUnhealthy: return "Unhealthy";
   }
   return "Unknown";
 }
@@ -95,8 +97,9 @@ Plan PlanReconcile(const PlanInput& in) {
   const int starting_old = ix->Size(C::kStartingOutdated) - timed_out_old;
   const int ready_cur = ix->Size(C::kReadyCurrent), ready_old = ix->Size(C::kReadyOutdated);
   const int busy = ix->Size(C::kBusy), terminating = ix->Size(C::kTerminating);
+  const int unhealthy = ix->Size(C::kUnhealthy);
   const int total = static_cast<int>(timed_out.size()) + starting_cur + starting_old + ready_cur + ready_old + busy +
-                    terminating;
+                    unhealthy + terminating;
 
   std::vector<Removal> removals;
   const auto budget = static_cast<std::size_t>(std::max(0, limits.max_removals_per_pass));
@@ -121,6 +124,8 @@ Plan PlanReconcile(const PlanInput& in) {
     }
     removals.push_back({k->second, RemovalReason::kStartTimeout});
   }
+  // Unhealthy and serving nobody: replaced (deleting or not).
+  remove(C::kUnhealthy, 0, unhealthy, RemovalReason::kUnhealthy);
 
   if (in.deleting) {
     remove(C::kStartingCurrent, 0, starting_cur, RemovalReason::kPoolDeleted);
@@ -132,7 +137,7 @@ Plan PlanReconcile(const PlanInput& in) {
     plan.requeue_at.reset();
   } else {
     // Idle instances wanted: warm, or enough for minInstances, never past max.
-    int room_for_idle = std::max(0, spec.maxInstances - busy - terminating);
+    int room_for_idle = std::max(0, spec.maxInstances - busy - unhealthy - terminating);
     int want = std::min(std::max({spec.warm + in.demand, spec.minInstances - busy, 0}), room_for_idle);
     int cur = starting_cur + ready_cur;
     int old = ready_old;

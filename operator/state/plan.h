@@ -41,15 +41,19 @@ struct FailureHistory {
 // O(log n) per instance it acts on, nothing per unchanged instance.
 class PlanIndex {
  public:
-  enum Category { kStartingCurrent, kStartingOutdated, kReadyCurrent, kReadyOutdated, kBusy, kTerminating, kExited };
-  static constexpr int kCategories = 7;
+  // kUnhealthy: Unhealthy and holding no reservation (an Unhealthy one
+  // that holds some is kBusy).
+  enum Category {
+    kStartingCurrent, kStartingOutdated, kReadyCurrent, kReadyOutdated, kBusy, kUnhealthy, kTerminating, kExited
+  };
+  static constexpr int kCategories = 8;
   using Key = std::pair<TimePoint, std::string>;  // (created, name)
 
   explicit PlanIndex(std::string template_hash = "") : hash_(std::move(template_hash)) {}
   PlanIndex(std::string template_hash, const std::vector<const Instance*>& instances);
 
   // Add/Remove take the instance as it was indexed (same state, template,
-  // created, name).
+  // reservations held or not, created, name).
   void Add(const Instance& i) { sets_[Of(i)].emplace(i.created, i.name); }
   void Remove(const Instance& i) { sets_[Of(i)].erase({i.created, i.name}); }
   const std::set<Key>& Of(Category c) const { return sets_[c]; }
@@ -77,7 +81,7 @@ struct PlanInput {
   int demand = 0;  // instances wanted beyond warm for queued clients
 };
 
-enum class RemovalReason { kScaleDown, kOutdated, kStartTimeout, kPoolDeleted };
+enum class RemovalReason { kScaleDown, kOutdated, kStartTimeout, kPoolDeleted, kUnhealthy };
 std::string_view ToString(RemovalReason r);
 
 struct Removal {

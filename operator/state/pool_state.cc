@@ -12,6 +12,7 @@ std::string_view ToString(InstanceState s) {
     case InstanceState::kReady: return "Ready";
     case InstanceState::kAllocated: return "Allocated";
     case InstanceState::kFull: return "Full";
+    case InstanceState::kUnhealthy: return "Unhealthy";
     case InstanceState::kTerminating: return "Terminating";
     case InstanceState::kExited: return "Exited";
   }
@@ -50,15 +51,19 @@ void PoolState::IndexShape(const Instance& i, int sign) {
   outdated_idle_ += sign * (i.idle() && i.template_hash != template_hash_);
   if (sign > 0) {
     plan_index_.Add(i);
+    if (i.suspect) return;  // circuit open: offered again once a probe answers
     if (i.state == InstanceState::kAllocated) {
       partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
     } else if (i.state == InstanceState::kReady) {
       ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
+    } else if (i.state == InstanceState::kFull) {
+      full_.emplace(i.asked_at, i.name);
     }
   } else {
     plan_index_.Remove(i);
     partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
     ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
+    full_.erase({i.asked_at, i.name});
   }
 }
 
@@ -103,6 +108,25 @@ bool PoolState::SetState(const std::string& name, InstanceState state) {
   return true;
 }
 
+bool PoolState::Mutate(const std::string& name, const std::function<void(Instance&)>& change) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return false;
+  Unindex(it->second);
+  change(it->second);
+  Index(it->second);
+  return true;
+}
+
+std::vector<const Instance*> PoolState::FullToAsk(TimePoint now, std::chrono::milliseconds cooldown,
+                                                  std::size_t max) const {
+  std::vector<const Instance*> out;
+  for (auto it = full_.begin(); it != full_.end() && out.size() < max; ++it) {
+    if (std::get<0>(*it) + cooldown > now) break;  // ordered by when last asked
+    out.push_back(&instances_.at(std::get<1>(*it)));
+  }
+  return out;
+}
+
 std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
   std::vector<const Instance*> out;
   for (auto it = partial_.begin(); it != partial_.end() && out.size() < max; ++it) {
@@ -120,7 +144,10 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
   it->second.reservations.insert(client);
-  if (it->second.state == InstanceState::kReady) it->second.state = InstanceState::kAllocated;
+  // A Full instance that grants a slot again may take more.
+  if (it->second.state == InstanceState::kReady || it->second.state == InstanceState::kFull) {
+    it->second.state = InstanceState::kAllocated;
+  }
   IndexShape(it->second, +1);
   clients_[client] = name;
   return true;
@@ -132,6 +159,7 @@ bool PoolState::RemoveReservation(const std::string& name, const std::string& cl
   if (it == instances_.end() || !it->second.reservations.contains(client)) return false;
   IndexShape(it->second, -1);
   it->second.reservations.erase(client);
+  it->second.metadata.erase(client);
   IndexShape(it->second, +1);
   if (auto c = clients_.find(client); c != clients_.end() && c->second == name) clients_.erase(c);
   return true;
@@ -157,9 +185,14 @@ std::vector<const Instance*> PoolState::Instances() const {
 }
 
 api::InstanceCounts PoolState::Counts() const {
-  return api::InstanceCounts{Count(InstanceState::kStarting), Count(InstanceState::kReady),
-                             Count(InstanceState::kAllocated), Count(InstanceState::kFull),
-                             Count(InstanceState::kTerminating)};
+  api::InstanceCounts c;
+  c.starting = Count(InstanceState::kStarting);
+  c.ready = Count(InstanceState::kReady);
+  c.allocated = Count(InstanceState::kAllocated);
+  c.full = Count(InstanceState::kFull);
+  c.unhealthy = Count(InstanceState::kUnhealthy);
+  c.terminating = Count(InstanceState::kTerminating);
+  return c;
 }
 
 std::string FormatTime(TimePoint t) {
@@ -179,7 +212,7 @@ api::ServerPoolStatus ComputeStatus(const PoolState& pool, const Plan& plan,
   s.instances = pool.Counts();
   const auto& spec = pool.pool().spec;
   const auto& c = s.instances;
-  int total = c.starting + c.ready + c.allocated + c.full + c.terminating;
+  int total = c.starting + c.ready + c.allocated + c.full + c.unhealthy + c.terminating;
   int outdated = pool.OutdatedIdle();
 
   auto cond = [&](std::string type, bool status, std::string reason, std::string message) {

@@ -4,6 +4,8 @@
 // and the indexes that keep allocation O(log n) with no scan over the pool.
 // Not thread-safe: exactly one owner (matchmakerd's io thread) mutates it.
 
+#include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -32,11 +34,18 @@ class PoolState {
   void Upsert(Instance instance);
   void Erase(const std::string& name);
   bool SetState(const std::string& name, InstanceState state);
+  // Changes one instance in place, keeping every index true; false when
+  // there is no such instance. `change` must not rename it.
+  bool Mutate(const std::string& name, const std::function<void(Instance&)>& change);
 
   // Allocation order: Allocated instances most filled first (pack players),
-  // then Ready ones (current template first, longest Ready first).
+  // then Ready ones (current template first, longest Ready first). Neither
+  // Unhealthy instances nor suspect ones (circuit open) are candidates.
   std::vector<const Instance*> Candidates(std::size_t max) const;
-  // Records a slot held by `client`; a Ready instance becomes Allocated.
+  // Full instances (breaker closed) last asked for a slot at least
+  // `cooldown` ago, least recently asked first: O(log n + max).
+  std::vector<const Instance*> FullToAsk(TimePoint now, std::chrono::milliseconds cooldown, std::size_t max) const;
+  // Records a slot held by `client`; a Ready or Full instance becomes Allocated.
   bool AddReservation(const std::string& name, const std::string& client);
   bool RemoveReservation(const std::string& name, const std::string& client);
   // The instance `client` holds a slot on, if any.
@@ -70,9 +79,10 @@ class PoolState {
   std::unordered_map<std::string, Instance> instances_;
   std::set<std::tuple<int, std::string>> partial_;  // (-reservations, name)
   std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
+  std::set<std::tuple<TimePoint, std::string>> full_;  // (asked_at, name)
   std::unordered_map<std::string, std::string> clients_;  // client -> instance
   PlanIndex plan_index_;
-  int counts_[6] = {};
+  int counts_[kInstanceStates] = {};
   int outdated_idle_ = 0;
 };
 

@@ -45,23 +45,27 @@ TEST(JudgeVerify, OnlyA404ForgetsTheSlot) {
 TEST(JudgeHandshake, Table) {
   struct Case {
     const char* desc;
-    int status, retries_left;
+    int status;
+    bool timed_out;
+    int retries_left;
     bool live;
     Handshake want;
   };
   const std::vector<Case> cases = {
-      {"200 reserves", 200, 3, true, Handshake::kReserved},
-      {"200 on the last retry reserves", 200, 0, true, Handshake::kReserved},
-      {"403 is Full", 403, 3, true, Handshake::kFull},
-      {"no answer with retries left: the same instance again", 0, 1, true, Handshake::kRetry},
-      {"no answer, no retry left: skip it", 0, 0, true, Handshake::kSkip},
-      {"an unexpected status is not retried", 500, 3, true, Handshake::kSkip},
-      {"instance ended meanwhile, even on 200", 200, 3, false, Handshake::kGone},
-      {"instance ended meanwhile, 403", 403, 3, false, Handshake::kGone},
+      {"200 reserves", 200, false, 3, true, Handshake::kReserved},
+      {"200 on the last retry reserves", 200, false, 0, true, Handshake::kReserved},
+      {"403 is Full", 403, false, 3, true, Handshake::kFull},
+      {"refused or reset with retries left: the same instance again", 0, false, 1, true, Handshake::kRetry},
+      {"refused, no retry left: circuit opens, next candidate", 0, false, 0, true, Handshake::kTrip},
+      {"a timeout is never retried: circuit opens at once", 0, true, 3, true, Handshake::kTrip},
+      {"an unexpected status is not retried", 500, false, 3, true, Handshake::kSkip},
+      {"instance ended meanwhile, even on 200", 200, false, 3, false, Handshake::kGone},
+      {"instance ended meanwhile, 403", 403, false, 3, false, Handshake::kGone},
+      {"instance ended meanwhile, timeout", 0, true, 3, false, Handshake::kGone},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.desc);
-    EXPECT_EQ(JudgeHandshake(c.status, c.retries_left, c.live), c.want);
+    EXPECT_EQ(JudgeHandshake(c.status, c.timed_out, c.retries_left, c.live), c.want);
   }
 }
 

@@ -16,6 +16,7 @@ struct I {
   S state;
   bool outdated = false;
   std::chrono::seconds age = 10s;
+  int held = 0;  // reservations it holds
 };
 
 struct Case {
@@ -47,6 +48,7 @@ Plan MakePlan(const Case& c, std::vector<Instance>& storage) {
     inst.state = i.state;
     inst.template_hash = i.outdated ? "old" : "cur";
     inst.created = kNow - i.age;
+    for (int k = 0; k < i.held; ++k) inst.reservations.insert("c" + std::to_string(k));
     storage.push_back(inst);
   }
   PlanInput in;
@@ -174,6 +176,28 @@ TEST(PlanReconcile, Table) {
        .instances = {{"x", S::kExited}},
        .deleting = true,
        .forget = {"x"}, .pool_gone = true},
+      {.desc = "idle unhealthy: replaced",
+       .warm = 1,
+       .instances = {{"u", S::kUnhealthy}},
+       .create = 1,
+       .remove = {"u"}},
+      {.desc = "idle unhealthy at maxInstances: replacement waits for its exit",
+       .warm = 1, .max = 1,
+       .instances = {{"u", S::kUnhealthy}},
+       .remove = {"u"}},
+      {.desc = "busy unhealthy: kept, counts as busy toward max, not toward warm",
+       .warm = 1, .max = 2,
+       .instances = {{"u", S::kUnhealthy, false, 10s, 2}},
+       .create = 1},
+      {.desc = "busy unhealthy survives scale-down and deletion",
+       .warm = 0,
+       .instances = {{"u", S::kUnhealthy, false, 10s, 1}, {"r", S::kReady}},
+       .deleting = true,
+       .remove = {"r"}},
+      {.desc = "idle unhealthy goes when the pool is deleted",
+       .instances = {{"u", S::kUnhealthy}},
+       .deleting = true,
+       .remove = {"u"}},
       {.desc = "deletion waits for terminating instances",
        .instances = {{"t", S::kTerminating}},
        .deleting = true},
@@ -198,6 +222,10 @@ TEST(PlanReconcile, RemovalReasons) {
   ASSERT_EQ(p.remove.size(), 2u);
   EXPECT_EQ(p.remove[0], (Removal{"slow", RemovalReason::kStartTimeout}));
   EXPECT_EQ(p.remove[1], (Removal{"o", RemovalReason::kOutdated}));
+  Case u{.warm = 1, .instances = {{"u", S::kUnhealthy}}};
+  p = MakePlan(u, storage);
+  ASSERT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove[0], (Removal{"u", RemovalReason::kUnhealthy}));
 }
 
 TEST(PlanReconcile, RequeuesAtTheNextStartDeadline) {
