@@ -125,7 +125,8 @@ bool PoolReady(const json::value& pool) {
 std::string Progress(const json::value& pool) {
   auto n = [&](std::string_view s) { return Int(pool, {"status", "instances", s}); };
   return std::to_string(n("ready")) + "/" + std::to_string(Int(pool, {"spec", "warm"})) + " warm, " +
-         std::to_string(n("starting")) + " starting, " + std::to_string(n("allocated") + n("full")) + " busy";
+         std::to_string(n("starting")) + " starting, " + std::to_string(n("allocated") + n("full")) + " busy" +
+         (n("unhealthy") > 0 ? ", " + std::to_string(n("unhealthy")) + " unhealthy" : "");
 }
 
 int Apply(Client& c, const std::vector<std::string>& files, bool wait, int timeout_s) {
@@ -195,12 +196,12 @@ int GetPools(Client& c, const std::string& name, const std::string& output) {
   } else {
     items.push_back(v);
   }
-  mm::mmctl::Table t({"NAME", "WARM", "READY", "STARTING", "ALLOCATED", "FULL", "MAX", "AGE"});
+  mm::mmctl::Table t({"NAME", "WARM", "READY", "STARTING", "ALLOCATED", "FULL", "UNHEALTHY", "MAX", "AGE"});
   if (output == "wide") t.AddColumns({"GENERATION", "CONDITIONS", "IMAGE/COMMAND"});
   for (const auto& p : items) {
     auto n = [&](std::string_view s) { return std::to_string(Int(p, {"status", "instances", s})); };
     std::vector<std::string> row = {Str(p.at("metadata"), "name"), std::to_string(Int(p, {"spec", "warm"})),
-                                    n("ready"), n("starting"), n("allocated"), n("full"),
+                                    n("ready"), n("starting"), n("allocated"), n("full"), n("unhealthy"),
                                     std::to_string(Int(p, {"spec", "maxInstances"})),
                                     Age(Str(p.at("metadata"), "creationTimestamp"))};
     if (output == "wide") {
@@ -287,7 +288,14 @@ int Describe(Client& c, const std::string& name) {
     }
   }
   std::printf("Conditions:\n%s", conds.Render("  ").c_str());
-  std::printf("Instances:    %zu\n", instances.at("items").as_array().size());
+  const auto& items = instances.at("items").as_array();
+  std::printf("Instances:    %zu\n", items.size());
+  mm::mmctl::Table it({"NAME", "STATE", "CLIENTS", "AGE", "MESSAGE"});
+  for (const auto& i : items) {
+    it.AddRow({Str(i, "name"), Str(i, "state"), std::to_string(i.at("reservations").as_array().size()),
+               AgeMillis(Int(i, {"created"})), Str(i, "message")});
+  }
+  if (!items.empty()) std::printf("%s", it.Render("  ").c_str());
   mm::mmctl::Table ev({"TIME", "TYPE", "REASON", "MESSAGE"});
   for (const auto& e : events.at("items").as_array()) {
     ev.AddRow({Str(e, "time"), Str(e, "type"), Str(e, "reason"), Str(e, "message")});

@@ -1,5 +1,7 @@
 #include "examples/gameserver/control_api.h"
 
+#include <boost/json.hpp>
+
 #include "api/reservation/client_id.h"
 
 namespace mm::gameserver {
@@ -9,16 +11,6 @@ constexpr std::string_view kPrefix = "/reservation/";
 
 http::Response Text(int status, std::string body) {
   return http::Response{.status = status, .body = std::move(body) + "\n"};
-}
-
-// Client ids hold no control characters (CheckClientId): only " and \ need escaping.
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out;
 }
 
 }  // namespace
@@ -35,14 +27,16 @@ http::Response ControlApi::Handle(const http::Request& req) {
     if (req.method != "GET") return Text(405, "method not allowed");
     const std::string* accept = req.Find("Accept");
     if (accept && accept->find("application/json") != std::string::npos) {
-      std::string body = "{\"reservations\":[";
-      bool first = true;
+      boost::json::array ids;
+      boost::json::object meta;
       for (const auto& id : book_.List()) {
-        body += first ? "\"" : ",\"";
-        first = false;
-        body += JsonEscape(id) + "\"";
+        ids.emplace_back(id);
+        if (auto m = book_.Metadata(id); !m.empty()) meta[id] = boost::json::parse(m);
       }
-      return http::Response{.content_type = "application/json", .body = body + "]}\n"};
+      return http::Response{.content_type = "application/json",
+                            .body = boost::json::serialize(boost::json::object{
+                                        {"reservations", std::move(ids)}, {"metadata", std::move(meta)}}) +
+                                    "\n"};
     }
     std::string body;
     for (const auto& id : book_.List()) body += id + "\n";  // ids hold no control characters
@@ -55,7 +49,16 @@ http::Response ControlApi::Handle(const http::Request& req) {
   if (!id) return Text(400, "malformed percent-encoding");
   if (auto why = reservation::CheckClientId(*id)) return Text(400, *why);
   if (req.method == "POST") {
-    return book_.Reserve(*id) ? Text(200, "reserved") : Text(403, "full");
+    // Match metadata: {"metadata": {...}}; any other body is ignored, as a
+    // server that does not use it would.
+    std::string metadata;
+    if (!req.body.empty()) {
+      boost::system::error_code ec;
+      auto v = boost::json::parse(req.body, ec);
+      const auto* m = ec || !v.is_object() ? nullptr : v.as_object().if_contains("metadata");
+      if (m && m->is_object()) metadata = boost::json::serialize(*m);
+    }
+    return book_.Reserve(*id, metadata) ? Text(200, "reserved") : Text(403, "full");
   }
   if (req.method == "GET") {
     return book_.Holds(*id) ? Text(200, "reserved") : Text(404, "no reservation");

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "examples/gameserver/control_api.h"
 #include "examples/gameserver/echo.h"
@@ -33,6 +34,14 @@ int main(int argc, char** argv) {
   app.add_option("--reservation-delay-ms", delay_ms,
                  "Answer POST /reservation only after this delay (for testing timeouts)")
       ->envname("MM_RESERVATION_DELAY_MS");
+  unsigned exit_after_ms = 0;
+  int exit_code = 0;
+  app.add_option("--exit-after-ms", exit_after_ms,
+                 "Exit this long after the control port is up (0: never; for testing crashes)")
+      ->envname("MM_EXIT_AFTER_MS");
+  app.add_option("--exit-code", exit_code, "The exit code of --exit-after-ms")
+      ->check(CLI::Range(0, 255))
+      ->envname("MM_EXIT_CODE");
   CLI11_PARSE(app, argc, argv);
 
   boost::asio::io_context io;
@@ -69,7 +78,18 @@ int main(int argc, char** argv) {
   std::printf("mm-gameserver: control=%u game=%u capacity=%zu\n", control.port(),
               echo.port(), capacity);
   std::fflush(stdout);
+  boost::asio::steady_timer crash(io);
+  if (exit_after_ms > 0) {
+    crash.expires_after(std::chrono::milliseconds(exit_after_ms));
+    crash.async_wait([exit_code](auto ec) {
+      if (ec) return;
+      std::printf("mm-gameserver: exiting with code %d (--exit-after-ms)\n", exit_code);
+      std::fflush(stdout);
+      std::_Exit(exit_code);
+    });
+  }
   io.run();
+  crash.cancel();
   std::printf("mm-gameserver: bye\n");
   return 0;
 }

@@ -4,10 +4,11 @@
 
 namespace mm::gameserver {
 
-bool ReservationBook::Reserve(const std::string& id) {
+bool ReservationBook::Reserve(const std::string& id, const std::string& metadata) {
   if (ids_.contains(id)) return true;
   if (ids_.size() >= capacity_) return false;
   ids_.insert(id);
+  if (!metadata.empty()) metadata_[id] = metadata;
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -16,10 +17,20 @@ class ReservationBook {
 
   // True when `id` holds a slot afterwards: a new slot while any is free,
   // or the one it already had (idempotent). False: full.
-  bool Reserve(const std::string& id);
+  // `metadata` (JSON object text, "" for none) is kept with a new slot;
+  // asking again for a slot already held keeps the first one's.
+  bool Reserve(const std::string& id, const std::string& metadata = "");
   bool Holds(const std::string& id) const { return ids_.contains(id); }
   // Frees `id`'s slot (a player left); false when it held none.
-  bool Release(const std::string& id) { return ids_.erase(id) > 0; }
+  bool Release(const std::string& id) {
+    metadata_.erase(id);
+    return ids_.erase(id) > 0;
+  }
+  // The match metadata `id`'s slot was taken with ("" for none).
+  std::string Metadata(const std::string& id) const {
+    auto it = metadata_.find(id);
+    return it == metadata_.end() ? "" : it->second;
+  }
   // Every id holding a slot, sorted.
   std::vector<std::string> List() const;
   std::size_t size() const { return ids_.size(); }
@@ -28,6 +39,7 @@ class ReservationBook {
  private:
   std::size_t capacity_;
   std::unordered_set<std::string> ids_;
+  std::unordered_map<std::string, std::string> metadata_;
 };
 
 }  // namespace mm::gameserver

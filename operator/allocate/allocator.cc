@@ -41,6 +41,7 @@ struct Waiter {
 // for that id meanwhile joins it and gets the same answer.
 struct Attempt {
   std::string client;
+  std::string metadata;  // sent with each handshake (the first request's, for requests that join)
   std::vector<std::string> pools;
   std::set<std::string> tried;  // "pool/instance" that refused or failed
   SteadyClock::time_point start = SteadyClock::now();
@@ -52,6 +53,7 @@ struct Attempt {
 
 struct Queued {
   std::vector<std::string> pools;
+  std::string metadata;  // of the request that queued it
   SteadyClock::time_point deadline;
   std::vector<std::function<void(Result)>> waiters;  // long-polls
 };
@@ -123,9 +125,17 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     return r;
   }
 
-  std::shared_ptr<Attempt> Begin(const std::string& client, std::vector<std::string> pools, bool from_queue) {
+  Result Allocated(const std::string& pool, const Instance& i, const std::string& client) {
+    Result r = Allocated(pool, i);
+    if (auto m = i.metadata.find(client); m != i.metadata.end()) r.metadata = m->second;
+    return r;
+  }
+
+  std::shared_ptr<Attempt> Begin(const std::string& client, std::vector<std::string> pools, bool from_queue,
+                                 std::string metadata = "") {
     auto a = std::make_shared<Attempt>();
     a->client = client;
+    a->metadata = std::move(metadata);
     a->pools = std::move(pools);
     a->from_queue = from_queue;
     flights[client] = a;
@@ -207,7 +217,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       const Instance* inst = ps ? ps->Find(h.instance) : nullptr;
       switch (JudgeVerify(inst ? r.status : 404)) {
         case Verify::kSame:
-          return self->Finish(a, self->Allocated(h.pool, *inst));
+          return self->Finish(a, self->Allocated(h.pool, *inst, a->client));
         case Verify::kGone:
           // Forgotten durably before a new slot is taken: a restart must
           // never find the client on two servers.
@@ -277,7 +287,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     if (!inst) return Try(a);
     // Recorded before the server is asked: after a crash here, the slot it
     // may grant is not forgotten.
-    if (auto err = controller.Intend(pool, name, a->client)) {
+    if (auto err = controller.Intend(pool, name, a->client, a->metadata)) {
       spdlog::debug("pool {}: {}", pool, *err);  // the journal's own error is logged once
       return Finish(a, Unavailable("cannot record the handshake: " + *err));
     }
@@ -287,6 +297,11 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     http::ClientRequest hreq{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "POST",
                              "/reservation/" + reservation::PercentEncode(a->client), "",
                              std::chrono::milliseconds(policy.timeoutMs)};
+    if (!a->metadata.empty()) {
+      // The same envelope the client sent: {"metadata": {...}}.
+      hreq.body = "{\"metadata\":" + a->metadata + "}";
+      hreq.content_type = "application/json";
+    }
     client.Call(hreq, [self = shared_from_this(), a, pool, name, key, retries_left,
                        cooldown = policy.cooldownMs](http::ClientResponse r) {
       self->handshaking.erase(key);
@@ -305,10 +320,11 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     switch (JudgeHandshake(r.status, r.timed_out, retries_left, live)) {
       case allocate::Handshake::kReserved: {
         Result ok = Allocated(pool, *inst);
+        ok.metadata = a->metadata;
         a->reserved = true;
         // In memory at once (the server holds the player), acknowledged
         // only once durable.
-        return controller.Reserve(pool, name, a->client, [self = shared_from_this(), a, ok](auto err) {
+        return controller.Reserve(pool, name, a->client, a->metadata, [self = shared_from_this(), a, ok](auto err) {
           if (err) return self->Finish(a, Unavailable("could not record the reservation: " + *err));
           self->Finish(a, ok);
         });
@@ -375,7 +391,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
           return Finish(a, std::move(full));
         }
       }
-      Queued q{a->pools, SteadyClock::now() + options.queue_ttl, {}};
+      Queued q{a->pools, a->metadata, SteadyClock::now() + options.queue_ttl, {}};
       it = queued.emplace(client, std::move(q)).first;
       for (const auto& pool : a->pools) queues[pool].push_back(client);
     }
@@ -416,7 +432,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     for (const auto& c : ToServe(line, free, [&](const std::string& c) { return flights.contains(c); })) {
       auto it = queued.find(c);
       if (it == queued.end()) continue;
-      Try(Begin(c, it->second.pools, /*from_queue=*/true));  // if it cannot be placed after all, it stays in line
+      Try(Begin(c, it->second.pools, /*from_queue=*/true, it->second.metadata));  // if it cannot be placed after all, it stays in line
     }
     UpdatePending(pool);
   }
@@ -504,18 +520,19 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
       flight->second->waiters.push_back(std::move(w));
       return;
     case Route::kHeld: {
-      auto a = impl.Begin(request.client, std::move(pools), false);
+      // Its metadata serves only if the slot is gone and a new one is taken.
+      auto a = impl.Begin(request.client, std::move(pools), false, std::move(request.metadata));
       a->waiters.push_back(std::move(w));
       return impl.Held(a, *holding);
     }
     case Route::kServeQueued: {
       // Still queued: try again now (an instance may have freed up), keeping its place.
-      auto a = impl.Begin(request.client, q->second.pools, false);
+      auto a = impl.Begin(request.client, q->second.pools, false, q->second.metadata);
       a->waiters.push_back(std::move(w));
       return impl.Try(a);
     }
     case Route::kFresh: {
-      auto a = impl.Begin(request.client, std::move(pools), false);
+      auto a = impl.Begin(request.client, std::move(pools), false, std::move(request.metadata));
       a->waiters.push_back(std::move(w));
       return impl.Try(a);
     }
@@ -538,7 +555,7 @@ Result Allocator::Lookup(const std::string& client) const {
   if (auto h = impl_->controller.Holder(client)) {
     if (auto* ps = impl_->controller.Find(h->pool); ps && ps->Find(h->instance)) {
       if (!h->durable) return Unavailable("the reservation is not recorded yet");
-      return impl_->Allocated(h->pool, *ps->Find(h->instance));
+      return impl_->Allocated(h->pool, *ps->Find(h->instance), client);
     }
   }
   Result r;

@@ -38,6 +38,7 @@ struct Request {
   std::string pool;                           // "" = any pool (or by selector)
   std::map<std::string, std::string> selector;  // pool labels
   std::chrono::milliseconds wait{0};          // long-poll while queued
+  std::string metadata;  // match metadata, a JSON object's text ("" for none)
 };
 
 struct Result {
@@ -48,6 +49,7 @@ struct Result {
   std::string host;
   std::map<std::string, int> ports;
   std::string address;  // host:port of the port named game, else the first
+  std::string metadata;  // the match metadata the slot was taken with (JSON text, "" for none)
   std::string message;
   int retry_after_s = 1;
 };

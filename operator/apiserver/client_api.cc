@@ -24,12 +24,17 @@ Response Answer(const Request& req, const std::string& client, const Result& r) 
       if (!WantsJson(req)) return Response{.body = r.address};
       json::object ports;
       for (const auto& [k, v] : r.ports) ports[k] = v;
-      return Response{.content_type = "application/json",
-                      .body = json::serialize(json::object{{"clientId", client},
-                                                           {"pool", r.pool},
-                                                           {"instance", r.instance},
-                                                           {"address", r.address},
-                                                           {"ports", std::move(ports)}})};
+      json::object o{{"clientId", client},
+                     {"pool", r.pool},
+                     {"instance", r.instance},
+                     {"address", r.address},
+                     {"ports", std::move(ports)}};
+      if (!r.metadata.empty()) {
+        boost::system::error_code ec;
+        auto m = json::parse(r.metadata, ec);
+        if (!ec) o["metadata"] = std::move(m);
+      }
+      return Response{.content_type = "application/json", .body = json::serialize(o)};
     }
     case Result::Kind::kQueued: {
       Response res = WantsJson(req) ? Response{.status = 202,
@@ -50,6 +55,31 @@ Response Answer(const Request& req, const std::string& client, const Result& r) 
 }
 
 }  // namespace
+
+std::variant<std::string, std::string> ParseRequestBody(std::string_view body) {
+  using Out = std::variant<std::string, std::string>;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Out(std::in_place_index<0>, "");
+  if (body.size() > kMaxRequestBody) {
+    return Out(std::in_place_index<1>, "the request body is " + std::to_string(body.size()) + " bytes; at most " +
+                                           std::to_string(kMaxRequestBody) + " are accepted");
+  }
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 32;
+  auto v = json::parse(body, ec, {}, opts);
+  if (ec) return Out(std::in_place_index<1>, "the request body is not JSON: " + ec.message());
+  const auto* o = v.if_object();
+  if (!o) return Out(std::in_place_index<1>, "the request body must be a JSON object like {\"metadata\": {...}}");
+  for (const auto& kv : *o) {
+    if (kv.key() != "metadata") {
+      return Out(std::in_place_index<1>, "unknown field \"" + std::string(kv.key()) + "\" in the request body (only metadata)");
+    }
+  }
+  const auto* m = o->if_contains("metadata");
+  if (!m || m->is_null()) return Out(std::in_place_index<0>, "");
+  if (!m->is_object()) return Out(std::in_place_index<1>, "metadata must be a JSON object");
+  return Out(std::in_place_index<0>, json::serialize(*m));
+}
 
 std::optional<std::chrono::milliseconds> ParseWait(std::string_view s) {
   long long n = 0;
@@ -87,6 +117,14 @@ void ClientApi::Handle(Request&& req, Reply reply) {
   }
   allocate::Request ar;
   ar.client = client;
+  if (req.body.size() > kMaxRequestBody) {
+    return reply(Error(Reason::kRequestEntityTooLarge, "the request body is " + std::to_string(req.body.size()) +
+                                                           " bytes; at most " + std::to_string(kMaxRequestBody) +
+                                                           " (match metadata) are accepted"));
+  }
+  auto body = ParseRequestBody(req.body);
+  if (body.index() == 1) return reply(Error(Reason::kBadRequest, std::get<1>(body)));
+  ar.metadata = std::get<0>(std::move(body));
   for (const auto& [k, v] : http::ParseQuery(req.query)) {
     if (k == "pool") {
       ar.pool = v;

@@ -5,11 +5,16 @@
 //   GET    /request   the client's current state (200 slot, 202 queued, 404 neither)
 //   DELETE /request   cancels a queued request (200, 404 when not queued)
 // 200 bodies are "host:port" (text/plain), or with Accept: application/json
-// {"clientId","pool","instance","address","ports":{...}}. Runs on the io thread.
+// {"clientId","pool","instance","address","ports":{...},"metadata":{...}}.
+// POST may carry {"metadata": {...}} (at most 4 KiB, else 413): match
+// metadata sent to the game server as the body of its POST /reservation/{id}.
+// Runs on the io thread.
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <variant>
 
 #include "operator/apiserver/auth.h"
 #include "operator/http/message.h"
@@ -33,6 +38,12 @@ class ClientApi {
   allocate::Allocation& allocator_;
   const Authorizer& auth_;
 };
+
+inline constexpr std::size_t kMaxRequestBody = 4096;
+
+// A POST /request body: index 0 the metadata object's JSON text ("" when
+// the body is empty or has none), index 1 why the body is rejected (400).
+std::variant<std::string, std::string> ParseRequestBody(std::string_view body);
 
 // "2s", "1500ms", "1m": a long-poll duration; nullopt when malformed or
 // over a minute.

@@ -51,6 +51,29 @@ std::optional<std::pair<std::string, std::string>> PoolAndInstance(const std::st
 
 double Seconds(state::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// A reservation's (or intent's) record value: the client id alone, or with
+// match metadata {"client": id, "metadata": {...}}. The key names the
+// client too (percent-encoded); the value's metadata is read when it is a
+// JSON object that has one.
+std::string ReservationValue(const std::string& client, const std::string& metadata) {
+  if (metadata.empty()) return client;
+  return "{\"client\":" + json::serialize(json::value(client)) + ",\"metadata\":" + metadata + "}";
+}
+std::string MetadataOf(const std::string& value) {
+  if (value.empty() || value.front() != '{') return "";
+  boost::system::error_code ec;
+  auto v = json::parse(value, ec);
+  const auto* o = ec ? nullptr : v.if_object();
+  const auto* m = o ? o->if_contains("metadata") : nullptr;
+  return m && m->is_object() ? json::serialize(*m) : "";
+}
+// The client id a reservation or intent key names (its last segment).
+std::optional<std::string> ClientOfKey(const std::string& key) {
+  auto slash = key.rfind('/');
+  if (slash == std::string::npos) return std::nullopt;
+  return reservation::PercentDecode(std::string_view(key).substr(slash + 1));
+}
+
 }  // namespace
 
 struct Controller::Entry {
@@ -169,14 +192,25 @@ void Controller::Start() {
       stale.push_back(key);
       continue;
     }
-    it->second.state->AddReservation(where->second, value);
+    auto client = ClientOfKey(key);
+    if (!client) {
+      stale.push_back(key);
+      continue;
+    }
+    it->second.state->AddReservation(where->second, *client);
+    if (auto m = MetadataOf(value); !m.empty()) {
+      it->second.state->Mutate(where->second, [&](Instance& i) { i.metadata[*client] = m; });
+    }
   }
   // Handshakes that were in flight at the crash: the server may have
   // granted the slot. Each is taken as held (journaled now) until the
   // server says otherwise, so the client is not given a second server.
   std::vector<store::Op> adopted_intents;
-  for (const auto& [key, client] : impl.intents.recovered()) {
+  for (const auto& [key, value] : impl.intents.recovered()) {
     auto where = PoolAndInstance(key, 7);
+    auto decoded = ClientOfKey(key);
+    if (!decoded) continue;
+    const std::string& client = *decoded;
     auto it = where ? impl.pools.find(where->first) : impl.pools.end();
     if (it == impl.pools.end() || !it->second.state->Find(where->second)) continue;
     const auto& [pool, name] = *where;
@@ -194,7 +228,10 @@ void Controller::Start() {
                  "server says otherwise",
                  pool, client, name);
     it->second.state->AddReservation(name, client);
-    adopted_intents.push_back({store::Op::kPut, ReservationKey(pool, name, client), client});
+    if (auto m = MetadataOf(value); !m.empty()) {
+      it->second.state->Mutate(name, [&](Instance& i) { i.metadata[client] = m; });
+    }
+    adopted_intents.push_back({store::Op::kPut, ReservationKey(pool, name, client), value});
   }
   if (!impl.intents.recovered().empty()) {
     std::vector<std::string> keys;
@@ -771,8 +808,8 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
 }
 
 std::optional<std::string> Controller::Intend(const std::string& pool, const std::string& instance,
-                                              const std::string& client) {
-  auto err = impl_->intents.Add(IntentKey(pool, instance, client), client);
+                                              const std::string& client, const std::string& metadata) {
+  auto err = impl_->intents.Add(IntentKey(pool, instance, client), ReservationValue(client, metadata));
   // The disk is likely full: a tracked journal write marks the journal
   // failing (readyz, no creates) and is retried until the disk takes it.
   if (err) Commit({{store::Op::kPut, "health/intents", state::FormatTime(state::Clock::now())}}, nullptr);
@@ -784,7 +821,7 @@ void Controller::Settle(const std::string& pool, const std::string& instance, co
 }
 
 void Controller::Reserve(const std::string& pool, const std::string& instance, const std::string& client,
-                         Durable done) {
+                         const std::string& metadata, Durable done) {
   auto it = impl_->pools.find(pool);
   const Instance* inst = it == impl_->pools.end() ? nullptr : it->second.state->Find(instance);
   if (!inst) {
@@ -793,8 +830,9 @@ void Controller::Reserve(const std::string& pool, const std::string& instance, c
   }
   bool was_ready = inst->state == InstanceState::kReady;
   it->second.state->AddReservation(instance, client);
+  if (!metadata.empty()) it->second.state->Mutate(instance, [&](Instance& i) { i.metadata[client] = metadata; });
   if (was_ready) Enqueue(pool);  // the warm pool shrank: refill now
-  Commit({{store::Op::kPut, ReservationKey(pool, instance, client), client}},
+  Commit({{store::Op::kPut, ReservationKey(pool, instance, client), ReservationValue(client, metadata)}},
          [this, pool, instance, client, done = std::move(done)](std::optional<std::string> err) {
            // Recorded: the intent has served (a leftover record of it recovers
            // to this same reservation, so none is written).

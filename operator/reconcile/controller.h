@@ -97,12 +97,16 @@ class Controller {
   using Durable = std::function<void(std::optional<std::string> error)>;
   // Before asking `instance` for a slot for `client`: records the intent
   // (see store::IntentLog); an error means the handshake must not start.
-  std::optional<std::string> Intend(const std::string& pool, const std::string& instance, const std::string& client);
+  // `metadata`: the match metadata (JSON object text, "" for none) sent
+  // with the handshake; kept with the intent and then the reservation.
+  std::optional<std::string> Intend(const std::string& pool, const std::string& instance, const std::string& client,
+                                    const std::string& metadata = "");
   // The handshake ended without a slot (403, no answer): the intent goes.
   void Settle(const std::string& pool, const std::string& instance, const std::string& client);
   // `client` holds a slot on `instance` (the server answered 200); the
   // intent goes once the reservation is durable.
-  void Reserve(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
+  void Reserve(const std::string& pool, const std::string& instance, const std::string& client,
+               const std::string& metadata, Durable done);
   // `client` no longer holds its slot (the server answered 404).
   void Release(const std::string& pool, const std::string& instance, const std::string& client, Durable done);
   // The instance answered 403: Full, asked again (FullToAsk) no sooner than

@@ -45,6 +45,15 @@ json::value ToJson(const Instance& i, bool with_reservations) {
                       {"failed", i.failed},
                       {"message", i.message}};
   if (i.state == InstanceState::kUnhealthy) o["beforeUnhealthy"] = ToString(i.before_unhealthy);
+  if (with_reservations && !i.metadata.empty()) {
+    json::object meta;
+    for (const auto& [client, text] : i.metadata) {
+      boost::system::error_code ec;
+      auto v = json::parse(text, ec);
+      if (!ec) meta[client] = std::move(v);
+    }
+    o["metadata"] = std::move(meta);
+  }
   return o;
 }
 

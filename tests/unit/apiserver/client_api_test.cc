@@ -186,3 +186,62 @@ TEST(ClientApi, CancelAndLookup) {
 
 }  // namespace
 }  // namespace mm::apiserver
+
+namespace mm::apiserver {
+namespace {
+
+TEST(ClientApi, MatchMetadataReachesTheAllocatorAndTheAnswer) {
+  Fixture f;
+  f.alloc.answer = Allocated();
+  f.alloc.answer.metadata = R"({"map":"dust"})";
+  auto req = Req("POST", "/request");
+  req.body = R"({"metadata": {"map": "dust"}})";
+  req.headers.push_back({"Accept", "application/json"});
+  auto r = f.Call(std::move(req));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(f.alloc.asked.size(), 1u);
+  EXPECT_EQ(f.alloc.asked[0].metadata, R"({"map":"dust"})");
+  EXPECT_EQ(boost::json::parse(r->body).at("metadata"), boost::json::parse(R"({"map":"dust"})"));
+}
+
+TEST(ClientApi, RequestBodiesThatAreRejected) {
+  struct Case {
+    const char* desc;
+    std::string body;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"over 4 KiB", R"({"metadata":{"x":")" + std::string(4100, 'a') + "\"}}", 413},
+      {"not JSON", "{", 400},
+      {"not an object", "[1]", 400},
+      {"metadata not an object", R"({"metadata": "dust"})", 400},
+      {"an unknown field", R"({"metdata": {}})", 400},
+      {"nesting past the bound", std::string(40, '[') + std::string(40, ']'), 400},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    Fixture f;
+    f.alloc.answer = Allocated();
+    auto req = Req("POST", "/request");
+    req.body = c.body;
+    auto r = f.Call(std::move(req));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, c.status) << r->body;
+    EXPECT_TRUE(f.alloc.asked.empty()) << "nothing is allocated for a rejected body";
+  }
+  for (const char* ok : {"", "  \n", "{}", R"({"metadata": null})"}) {
+    Fixture f;
+    f.alloc.answer = Allocated();
+    auto req = Req("POST", "/request");
+    req.body = ok;
+    auto r = f.Call(std::move(req));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << "body '" << ok << "'";
+    ASSERT_EQ(f.alloc.asked.size(), 1u);
+    EXPECT_EQ(f.alloc.asked[0].metadata, "");
+  }
+}
+
+}  // namespace
+}  // namespace mm::apiserver

@@ -78,12 +78,32 @@ TEST(ControlApi, ListAndReleaseSlots) {
   json.headers.push_back({"Accept", "application/json"});
   auto j = api.Handle(json);
   EXPECT_EQ(j.content_type, "application/json");
-  EXPECT_EQ(j.body, "{\"reservations\":[\"a\",\"b\\\"q\"]}\n");
+  EXPECT_EQ(j.body, "{\"reservations\":[\"a\",\"b\\\"q\"],\"metadata\":{}}\n");
   EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 200);
   EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 404);
   EXPECT_EQ(api.Handle(Req("GET", "/reservation/a")).status, 404);
   EXPECT_EQ(api.Handle(Req("POST", "/reservation/c")).status, 200);  // the freed slot is taken
   EXPECT_EQ(api.Handle(Req("GET", "/reservations")).body, "b\"q\nc\n");
+}
+
+TEST(ControlApi, MatchMetadataIsKeptPerSlot) {
+  ReservationBook book(3);
+  ControlApi api(book, nullptr);
+  auto post = Req("POST", "/reservation/a");
+  post.body = R"({"metadata":{"map":"dust","mode":"ctf"}})";
+  EXPECT_EQ(api.Handle(post).status, 200);
+  auto again = Req("POST", "/reservation/a");
+  again.body = R"({"metadata":{"map":"other"}})";
+  EXPECT_EQ(api.Handle(again).status, 200) << "idempotent; the first slot's metadata stays";
+  auto junk = Req("POST", "/reservation/b");
+  junk.body = "not json";
+  EXPECT_EQ(api.Handle(junk).status, 200) << "a body it cannot read is ignored, as by servers that ignore bodies";
+  auto json = Req("GET", "/reservations");
+  json.headers.push_back({"Accept", "application/json"});
+  EXPECT_EQ(api.Handle(json).body,
+            "{\"reservations\":[\"a\",\"b\"],\"metadata\":{\"a\":{\"map\":\"dust\",\"mode\":\"ctf\"}}}\n");
+  EXPECT_EQ(api.Handle(Req("DELETE", "/reservation/a")).status, 200);
+  EXPECT_EQ(book.Metadata("a"), "") << "released with its slot";
 }
 
 }  // namespace
