@@ -105,10 +105,10 @@ std::vector<json::value> Operator::Instances(const std::string& pool) {
 }
 
 http::HttpResult Operator::Request(const std::string& client, const std::string& query,
-                                  const http::Headers& extra, const std::string& method) {
+                                  const http::Headers& extra, const std::string& method, const std::string& body) {
   http::Headers h = extra;
   if (!client.empty()) h.emplace_back("Authorization", client);
-  return http::HttpCall(client_port_, method, "/request" + query, "", h);
+  return http::HttpCall(client_port_, method, "/request" + query, body, h);
 }
 
 RunResult Operator::Mmctl(std::vector<std::string> args, const std::string& input) {

@@ -37,7 +37,8 @@ class Operator {
   std::vector<boost::json::value> Instances(const std::string& pool);
   // A client API call with `client` as the (header-auth) credential.
   http::HttpResult Request(const std::string& client, const std::string& query = "",
-                           const http::Headers& extra = {}, const std::string& method = "POST");
+                           const http::Headers& extra = {}, const std::string& method = "POST",
+                           const std::string& body = "");
   // Runs mmctl against this operator.
   RunResult Mmctl(std::vector<std::string> args, const std::string& input = "");
 
