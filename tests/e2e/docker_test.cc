@@ -282,6 +282,85 @@ TEST_F(DockerE2E, ContainersWithoutOurLabelsSurviveDeletionAndOrphanCleanup) {
   Docker({"rm", "-f", stranger_id, other_id});
 }
 
+// spec.health after Ready, against real containers: a paused container
+// (the engine's POST /containers/{id}/pause freezes its cgroup) is
+// Unhealthy within periodMs x failureThreshold; an idle one is replaced, a
+// busy one kept and back to Allocated once unpaused.
+TEST_F(DockerE2E, APausedContainerIsUnhealthyReplacedWhenIdleKeptWhenBusy) {
+  DockerOperator op("paused");
+  ASSERT_TRUE(op.Start());
+  std::string pool = ContainerPool("eu", 2) + "  health: {periodMs: 200, timeoutMs: 300, failureThreshold: 3}\n";
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", pool).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 60s));
+  auto state_of = [&](const std::string& id) -> std::string {
+    for (const auto& i : op.Instances("eu")) {
+      if (i.at("backendId").as_string() == id) return std::string(i.at("state").as_string());
+    }
+    return "<gone>";
+  };
+  // Busy: alice's container, paused.
+  auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  std::string busy_name(json::parse(a.body).at("instance").as_string()), busy_id;
+  for (const auto& i : op.Instances("eu")) {
+    if (i.at("name").as_string() == busy_name) busy_id = i.at("backendId").as_string();
+  }
+  ASSERT_EQ(Docker({"pause", busy_id}).exit_code, 0);
+  // Idle: one of the warm ones, paused.
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }, 60s));
+  std::string idle_id;
+  for (const auto& i : op.Instances("eu")) {
+    if (i.at("state").as_string() == "Ready") idle_id = i.at("backendId").as_string();
+  }
+  ASSERT_EQ(Docker({"pause", idle_id}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return state_of(busy_id) == "Unhealthy"; }, 5s)) << state_of(busy_id);
+  // The idle one is replaced: stopped, removed, and the warm pool refilled.
+  ASSERT_TRUE(Eventually([&] { return state_of(idle_id) == "<gone>" && Count(op.Pool("eu"), "ready") == 2; }, 60s))
+      << op.Mmctl({"describe", "pool", "eu"}).out;
+  EXPECT_TRUE(Eventually([&] { return Docker({"inspect", idle_id}).exit_code != 0; }, 30s)) << "container removed";
+  // The busy one is still there, reported, not offered.
+  EXPECT_EQ(state_of(busy_id), "Unhealthy");
+  auto events = op.Call("GET", std::string(kPools) + "/eu/events").body;
+  EXPECT_NE(events.find("BusyInstanceUnhealthy"), std::string::npos) << events;
+  auto b = op.Request("bob", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_NE(json::parse(b.body).at("instance").as_string(), busy_name);
+  ASSERT_EQ(Docker({"unpause", busy_id}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return state_of(busy_id) == "Allocated"; }, 5s)) << state_of(busy_id);
+  auto again = op.Request("alice", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(json::parse(again.body).at("instance").as_string(), busy_name);
+}
+
+// A container that exits 1 a second after it is Ready: a crash loop, not a
+// stream of finished matches. Backoff holds creations and the pool is
+// Degraded; the number of containers created stays bounded.
+TEST_F(DockerE2E, ACrashLoopAfterReadyBacksOffAndDegrades) {
+  DockerOperator op("crashloop");
+  ASSERT_TRUE(op.Start());
+  std::string pool = ContainerPool("eu", 1, 3);
+  auto at = pool.find("\"--capacity\", \"3\"");
+  pool.insert(at + std::string("\"--capacity\", \"3\"").size(), ", \"--exit-after-ms\", \"1000\", \"--exit-code\", \"1\"");
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", pool).status, 201) << pool;
+  auto start = std::chrono::steady_clock::now();
+  std::string reason;
+  ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded", &reason) == "True"; }, 30s))
+      << op.Call("GET", std::string(kPools) + "/eu/events").body;
+  EXPECT_EQ(reason, "StartFailures");
+  while (std::chrono::steady_clock::now() - start < 15s) std::this_thread::sleep_for(250ms);
+  auto metrics = op.Call("GET", "/metrics").body;
+  auto m = metrics.find("matchmaker_instance_failures_total{pool=\"eu\",reason=\"CrashedAfterReady\"}");
+  ASSERT_NE(m, std::string::npos) << metrics;
+  double crashes = std::atof(metrics.c_str() + metrics.find(' ', m) + 1);
+  auto c = metrics.find("matchmaker_backend_requests_total{backend=\"docker\",code=\"ok\",op=\"create\"}");
+  ASSERT_NE(c, std::string::npos) << metrics;
+  double creates = std::atof(metrics.c_str() + metrics.find(' ', c) + 1);
+  EXPECT_GE(crashes, 3);
+  // ~1.5 s per start plus a doubling backoff (0.5, 1, 2, 4 s): about 6 in
+  // 15 s; without backoff it would be about 10.
+  EXPECT_LE(creates, 8) << "containers created in 15 s";
+}
+
 TEST_F(DockerE2E, AMissingImageIsAPoolConditionNotACrashNorACreateLoop) {
   DockerOperator op("noimage");
   ASSERT_TRUE(op.Start());
