@@ -95,7 +95,7 @@ struct Controller::Impl {
         options(options),
         journal(io, store, std::chrono::milliseconds(500)),
         intents(store.dir() + "/intents"),
-        probes(io, 1),
+        probes(io, options.probe_keep_alive ? 1 : 0),
         resync(io) {}
 
   net::io_context& io;
@@ -639,7 +639,9 @@ void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, 
   state::ProbeVerdict v = state::JudgeProbe(before, answered, policy.failureThreshold);
   bool reopened = before.suspect && !v.suspect;
   bool state_changed = v.state != before.state;
-  ps.Mutate(name, [&](Instance& i) {
+  bool changed = state_changed || v.failures != before.probe_failures || v.suspect != before.suspect ||
+                 v.before_unhealthy != before.before_unhealthy;
+  if (changed) ps.Mutate(name, [&](Instance& i) {
     i.probe_failures = v.failures;
     i.suspect = v.suspect;
     i.state = v.state;
@@ -647,7 +649,6 @@ void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, 
     if (!answered) i.message = "liveness probe: " + error;
   });
   const Instance& now_inst = *ps.Find(name);
-  std::string held = std::to_string(now_inst.reservations.size()) + " client(s) holding slots";
   switch (v.event) {
     case state::HealthEvent::kNone: break;
     case state::HealthEvent::kUnhealthy:
@@ -657,12 +658,14 @@ void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, 
              "instance " + name + " missed " + std::to_string(v.failures) + " liveness probes (" + error +
                  "): replaced");
       break;
-    case state::HealthEvent::kBusyUnhealthy:
+    case state::HealthEvent::kBusyUnhealthy: {
+      std::string held = std::to_string(now_inst.reservations.size()) + " client(s) holding slots";
       spdlog::warn("pool {}: instance {} is Unhealthy with {}: kept, not offered", pool, name, held);
       Record(e, "Warning", "BusyInstanceUnhealthy",
              "instance " + name + " missed " + std::to_string(v.failures) + " liveness probes (" + error + ") with " +
                  held + ": kept, not offered to clients");
       break;
+    }
     case state::HealthEvent::kRecovered:
       spdlog::info("pool {}: instance {} answers again: {}", pool, name, state::ToString(v.state));
       Record(e, "Normal", "Recovered",

@@ -43,6 +43,9 @@ struct ControllerOptions {
   std::chrono::milliseconds resync{10'000};
   std::chrono::milliseconds probe_timeout{1'000};
   int max_creates_in_flight = 16;
+  // Liveness probes reuse one connection per instance; false opens one per
+  // probe (the cost bench/probe_bench.cc compares against).
+  bool probe_keep_alive = true;
   std::size_t events_per_pool = 30;
 };
 

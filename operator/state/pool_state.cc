@@ -108,12 +108,13 @@ bool PoolState::SetState(const std::string& name, InstanceState state) {
   return true;
 }
 
+// O(log n): the client index is left alone (`change` keeps reservations).
 bool PoolState::Mutate(const std::string& name, const std::function<void(Instance&)>& change) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
-  Unindex(it->second);
+  IndexShape(it->second, -1);
   change(it->second);
-  Index(it->second);
+  IndexShape(it->second, +1);
   return true;
 }
 

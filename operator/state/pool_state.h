@@ -34,8 +34,10 @@ class PoolState {
   void Upsert(Instance instance);
   void Erase(const std::string& name);
   bool SetState(const std::string& name, InstanceState state);
-  // Changes one instance in place, keeping every index true; false when
-  // there is no such instance. `change` must not rename it.
+  // Changes one instance in place, keeping every index true, in O(log n)
+  // whatever it holds; false when there is no such instance. `change` must
+  // not rename it nor change its reservations (AddReservation and
+  // RemoveReservation do).
   bool Mutate(const std::string& name, const std::function<void(Instance&)>& change);
 
   // Allocation order: Allocated instances most filled first (pack players),
