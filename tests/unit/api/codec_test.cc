@@ -34,9 +34,10 @@ ServerPool FullPool() {
   s.templ.network = "game-net";
   s.reservation = {4000, 2, 100};
   s.readiness = {30000, 50};
+  s.health = {500, 250, 5, 0};
   ServerPoolStatus st;
   st.observedGeneration = 4;
-  st.instances = {1, 3, 7, 2, 0};
+  st.instances = {1, 3, 7, 2, 1, 0};
   st.conditions = {{"Ready", "True", "WarmPoolFull", "3/3 warm", "2026-11-25T12:00:01Z"},
                    {"Degraded", "False", "", "", ""}};
   p.status = st;

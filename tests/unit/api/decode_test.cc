@@ -85,6 +85,7 @@ TEST(Decode, DefaultsAreApplied) {
   EXPECT_EQ(s.templ.ports.at(0).protocol, "tcp");
   EXPECT_EQ(s.reservation, (ReservationPolicy{5000, 3, 200}));
   EXPECT_EQ(s.readiness, (ReadinessPolicy{60000, 100}));
+  EXPECT_EQ(s.health, (HealthPolicy{1000, 1000, 3, 60000}));
 }
 
 TEST(Decode, MultiDocumentGivesSeveralPoolsInOrder) {
