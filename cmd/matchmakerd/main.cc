@@ -83,6 +83,10 @@ struct Flags {
   std::string auth = "header";
   std::string jwt_secret_file;
   std::string jwt_public_key_file;
+  std::string jwt_audience;
+  std::string jwt_issuer;
+  int jwt_leeway_s = 30;
+  int jwt_max_lifetime_s = 24 * 3600;
   std::string admin_token_file;
   std::vector<std::string> admin_allowed_hosts;
   std::string log_format = "text";
@@ -172,6 +176,15 @@ int main(int argc, char** argv) {
   app.add_option("--jwt-secret-file", f.jwt_secret_file, "HS256 secret (with --auth jwt)")->envname("MM_JWT_SECRET_FILE");
   app.add_option("--jwt-public-key-file", f.jwt_public_key_file, "RS256/ES256 public key (with --auth jwt)")
       ->envname("MM_JWT_PUBLIC_KEY_FILE");
+  app.add_option("--jwt-audience", f.jwt_audience, "With --auth jwt: the aud claim must name this")
+      ->envname("MM_JWT_AUDIENCE");
+  app.add_option("--jwt-issuer", f.jwt_issuer, "With --auth jwt: the iss claim must equal this")
+      ->envname("MM_JWT_ISSUER");
+  app.add_option("--jwt-leeway", f.jwt_leeway_s, "With --auth jwt: clock skew allowed on exp and nbf, seconds")
+      ->envname("MM_JWT_LEEWAY")->check(CLI::Range(0, 3600))->capture_default_str();
+  app.add_option("--jwt-max-lifetime", f.jwt_max_lifetime_s,
+                 "With --auth jwt: tokens whose exp is further away than this (seconds) are refused")
+      ->envname("MM_JWT_MAX_LIFETIME")->check(CLI::Range(60, 365 * 24 * 3600))->capture_default_str();
   app.add_option("--admin-allowed-hosts", f.admin_allowed_hosts,
                  "Host names a browser may use to reach the admin API, besides IP addresses and localhost")
       ->envname("MM_ADMIN_ALLOWED_HOSTS")
@@ -209,17 +222,19 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<mm::apiserver::Authorizer> auth = mm::apiserver::HeaderAuthorizer();
   if (f.auth == "jwt") {
+    mm::apiserver::JwtOptions jwt_options{f.jwt_audience, f.jwt_issuer, std::chrono::seconds(f.jwt_leeway_s),
+                                          std::chrono::seconds(f.jwt_max_lifetime_s)};
     std::variant<std::unique_ptr<mm::apiserver::Authorizer>, std::string> made = std::string(
         "--auth jwt needs --jwt-secret-file (HS256) or --jwt-public-key-file (RS256/ES256)");
     if (!f.jwt_secret_file.empty() && !f.jwt_public_key_file.empty()) {
       made = std::string("give --jwt-secret-file or --jwt-public-key-file, not both");
     } else if (!f.jwt_secret_file.empty()) {
       auto secret = ReadSecret(f.jwt_secret_file);
-      made = secret ? mm::apiserver::JwtAuthorizer(mm::apiserver::JwtAlgorithm::kHS256, *secret)
+      made = secret ? mm::apiserver::JwtAuthorizer(mm::apiserver::JwtAlgorithm::kHS256, *secret, jwt_options)
                     : std::string("cannot read " + f.jwt_secret_file);
     } else if (!f.jwt_public_key_file.empty()) {
       auto pem = ReadSecret(f.jwt_public_key_file);
-      made = pem ? mm::apiserver::JwtAuthorizerFromPublicKey(*pem + "\n")
+      made = pem ? mm::apiserver::JwtAuthorizerFromPublicKey(*pem + "\n", jwt_options)
                  : std::string("cannot read " + f.jwt_public_key_file);
     }
     if (auto* err = std::get_if<std::string>(&made)) {
@@ -366,9 +381,17 @@ int main(int argc, char** argv) {
   });
   spdlog::info("matchmakerd {} backend={} admin={}:{} client={}:{} auth={} data-dir={}", MM_VERSION, f.backend,
                admin_addr->first, admin_server.port(), client_addr->first, client_server.port(), f.auth, f.data_dir);
-  std::printf("matchmakerd: admin=%s:%u client=%s:%u\n", admin_addr->first.c_str(), admin_server.port(),
-              client_addr->first.c_str(), client_server.port());
-  std::fflush(stdout);
+  // The port banner scripts wait for; with --log-format json it is a log
+  // line like the others, so stdout stays one JSON object per line.
+  if (f.log_format == "json") {
+    spdlog::info("matchmakerd: admin={}:{} client={}:{}", admin_addr->first, admin_server.port(), client_addr->first,
+                 client_server.port());
+    spdlog::default_logger()->flush();
+  } else {
+    std::printf("matchmakerd: admin=%s:%u client=%s:%u\n", admin_addr->first.c_str(), admin_server.port(),
+                client_addr->first.c_str(), client_server.port());
+    std::fflush(stdout);
+  }
   io.run();
   store->Flush();
   spdlog::info("stopped");

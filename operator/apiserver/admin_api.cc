@@ -70,7 +70,9 @@ void AdminApi::Handle(Request&& req, Reply reply) {
     if (token_) {
       const std::string* auth = req.Find("Authorization");
       if (!auth || !auth->starts_with("Bearer ") || !ConstantTimeEqual(auth->substr(7), *token_)) {
-        return reply(Error(Reason::kUnauthorized, "Unauthorized: a valid bearer token is required"));
+        Response res = Error(Reason::kUnauthorized, "Unauthorized: a valid bearer token is required");
+        res.headers.push_back({"WWW-Authenticate", "Bearer realm=\"matchmaker-admin\""});
+        return reply(std::move(res));
       }
     }
     if ((req.method == "PUT" || req.method == "POST") && !ReadableMediaType(req)) {

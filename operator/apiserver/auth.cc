@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <memory>
@@ -83,30 +84,71 @@ std::optional<boost::json::object> JsonObject(const std::string& text) {
   return std::move(v.get_object());
 }
 
+// RFC 6750 3: the challenge of a 401.
+AuthError Refuse(std::string message, bool had_token = true) {
+  std::string challenge = "Bearer realm=\"matchmaker\"";
+  if (had_token) {
+    std::string desc;
+    for (char c : message) desc.push_back(c == '"' || c == '\\' ? '\'' : c);
+    challenge += ", error=\"invalid_token\", error_description=\"" + desc + "\"";
+  }
+  return AuthError{std::move(message), std::move(challenge)};
+}
+
+// "Bearer <token>": the scheme in any case (RFC 7235 2.1), one or more spaces.
+std::optional<std::string_view> BearerToken(std::string_view v) {
+  constexpr std::string_view kScheme = "bearer";
+  if (v.size() <= kScheme.size() || v[kScheme.size()] != ' ') return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != kScheme[i]) return std::nullopt;
+  }
+  v.remove_prefix(kScheme.size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  if (v.empty()) return std::nullopt;
+  return v;
+}
+
 class Jwt : public Authorizer {
  public:
-  Jwt(JwtAlgorithm alg, std::string secret, PKey key) : alg_(alg), secret_(std::move(secret)), key_(std::move(key)) {}
+  Jwt(JwtAlgorithm alg, std::string secret, PKey key, JwtOptions options)
+      : alg_(alg), secret_(std::move(secret)), key_(std::move(key)), options_(std::move(options)) {}
 
   std::variant<std::string, AuthError> Authenticate(const Request& req) const override {
     const std::string* v = req.Find("Authorization");
-    if (!v || !v->starts_with("Bearer ")) return AuthError{"missing bearer token"};
-    std::string_view token(*v);
-    token.remove_prefix(7);
-    if (token.size() > 8192) return AuthError{"token too large"};
+    auto bearer = v ? BearerToken(*v) : std::nullopt;
+    if (!bearer) return Refuse("missing bearer token", false);
+    std::string_view token = *bearer;
+    if (token.size() > 8192) return Refuse("token too large");
     auto claims = VerifiedClaims(token);
-    if (auto* e = std::get_if<AuthError>(&claims)) return *e;
+    if (auto* e = std::get_if<AuthError>(&claims)) return Refuse(e->message);
     const auto& c = std::get<boost::json::object>(claims);
     double now = static_cast<double>(std::time(nullptr));
+    double leeway = static_cast<double>(options_.leeway.count());
     auto exp = NumericClaim(c, "exp");
-    if (!exp) return AuthError{"token has no exp"};
-    if (*exp <= now) return AuthError{"token expired"};
+    if (!exp) return Refuse("token has no exp");
+    if (*exp <= now - leeway) return Refuse("token expired");
+    if (*exp > now + static_cast<double>(options_.max_lifetime.count()) + leeway) {
+      return Refuse("token exp is more than " + std::to_string(options_.max_lifetime.count()) + " s away");
+    }
     if (c.contains("nbf")) {
       auto nbf = NumericClaim(c, "nbf");
-      if (!nbf) return AuthError{"invalid token"};
-      if (*nbf > now) return AuthError{"token not valid yet"};
+      if (!nbf) return Refuse("invalid token");
+      if (*nbf > now + leeway) return Refuse("token not valid yet");
+    }
+    if (!options_.issuer.empty()) {
+      const auto* iss = c.if_contains("iss");
+      if (!iss || !iss->is_string() || iss->get_string() != options_.issuer) return Refuse("token issuer not accepted");
+    }
+    if (!options_.audience.empty()) {
+      const auto* aud = c.if_contains("aud");
+      bool ok = aud && aud->is_string() && aud->get_string() == options_.audience;
+      if (aud && aud->is_array()) {
+        for (const auto& a : aud->get_array()) ok = ok || (a.is_string() && a.get_string() == options_.audience);
+      }
+      if (!ok) return Refuse("token audience not accepted");
     }
     const auto* sub = c.if_contains("sub");
-    if (!sub || !sub->is_string() || sub->get_string().empty()) return AuthError{"token has no sub"};
+    if (!sub || !sub->is_string() || sub->get_string().empty()) return Refuse("token has no sub");
     return std::string(sub->get_string());
   }
 
@@ -161,6 +203,7 @@ class Jwt : public Authorizer {
   JwtAlgorithm alg_;
   std::string secret_;  // HS256
   PKey key_;            // RS256, ES256: parsed once
+  JwtOptions options_;
 };
 
 }  // namespace
@@ -194,11 +237,13 @@ std::optional<std::string> Base64UrlDecode(std::string_view in) {
   return out;
 }
 
-std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizer(JwtAlgorithm alg, std::string key) {
+std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizer(JwtAlgorithm alg, std::string key,
+                                                                      JwtOptions options) {
   if (key.empty()) return std::string("empty key");
   if (alg == JwtAlgorithm::kHS256) {
     if (key.size() < 32) return std::string("HS256 secret must be at least 32 bytes");
-    return std::unique_ptr<Authorizer>(std::make_unique<Jwt>(alg, std::move(key), PKey(nullptr, EVP_PKEY_free)));
+    return std::unique_ptr<Authorizer>(
+        std::make_unique<Jwt>(alg, std::move(key), PKey(nullptr, EVP_PKEY_free), std::move(options)));
   }
   PKey pkey = ReadPublicKey(key);
   if (!pkey) return std::string("cannot parse the PEM public key");
@@ -213,10 +258,11 @@ std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizer(JwtAlgorith
       return std::string("ES256 needs an EC P-256 public key");
     }
   }
-  return std::unique_ptr<Authorizer>(std::make_unique<Jwt>(alg, std::string(), std::move(pkey)));
+  return std::unique_ptr<Authorizer>(std::make_unique<Jwt>(alg, std::string(), std::move(pkey), std::move(options)));
 }
 
-std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKey(std::string pem) {
+std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKey(std::string pem,
+                                                                                  JwtOptions options) {
   if (pem.find("-----BEGIN PUBLIC KEY-----") == std::string::npos) {
     return std::string("expected a PEM public key (-----BEGIN PUBLIC KEY-----)");
   }
@@ -224,8 +270,8 @@ std::variant<std::unique_ptr<Authorizer>, std::string> JwtAuthorizerFromPublicKe
   PKey key = ReadPublicKey(pem);
   if (!key) return std::string("cannot parse the PEM public key");
   switch (EVP_PKEY_base_id(key.get())) {
-    case EVP_PKEY_RSA: return JwtAuthorizer(JwtAlgorithm::kRS256, std::move(pem));
-    case EVP_PKEY_EC: return JwtAuthorizer(JwtAlgorithm::kES256, std::move(pem));
+    case EVP_PKEY_RSA: return JwtAuthorizer(JwtAlgorithm::kRS256, std::move(pem), std::move(options));
+    case EVP_PKEY_EC: return JwtAuthorizer(JwtAlgorithm::kES256, std::move(pem), std::move(options));
     default: return std::string("the public key must be RSA (RS256) or EC P-256 (ES256)");
   }
 }

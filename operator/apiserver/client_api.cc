@@ -106,7 +106,11 @@ void ClientApi::Handle(Request&& req, Reply reply) {
     return reply(Error(Reason::kMethodNotAllowed, "method " + req.method + " not allowed"));
   }
   auto who = auth_.Authenticate(req);
-  if (auto* err = std::get_if<AuthError>(&who)) return reply(Error(Reason::kUnauthorized, err->message));
+  if (auto* err = std::get_if<AuthError>(&who)) {
+    Response res = Error(Reason::kUnauthorized, err->message);
+    if (!err->challenge.empty()) res.headers.push_back({"WWW-Authenticate", err->challenge});
+    return reply(std::move(res));
+  }
   std::string client = std::get<std::string>(std::move(who));
   if (auto why = reservation::CheckClientId(client)) return reply(Error(Reason::kBadRequest, *why));
 

@@ -245,3 +245,27 @@ TEST(ClientApi, RequestBodiesThatAreRejected) {
 
 }  // namespace
 }  // namespace mm::apiserver
+
+namespace mm::apiserver {
+namespace {
+
+TEST(ClientApi, UnauthorizedCarriesTheBearerChallenge) {
+  FakeAllocator alloc;
+  auto made = JwtAuthorizer(JwtAlgorithm::kHS256, std::string(32, 's'));
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<Authorizer>>(made));
+  auto auth = std::move(std::get<std::unique_ptr<Authorizer>>(made));
+  ClientApi api{alloc, *auth};
+  std::optional<http::Response> out;
+  api.Handle(Req("POST", "/request", ""), [&](http::Response r) { out = std::move(r); });
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 401);
+  std::string challenge;
+  for (const auto& [k, v] : out->headers) {
+    if (k == "WWW-Authenticate") challenge = v;
+  }
+  EXPECT_EQ(challenge, "Bearer realm=\"matchmaker\"");
+  EXPECT_TRUE(alloc.asked.empty());
+}
+
+}  // namespace
+}  // namespace mm::apiserver

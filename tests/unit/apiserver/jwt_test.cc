@@ -13,6 +13,7 @@
 
 namespace mm::apiserver {
 namespace {
+using mm::testing::JwtClaims;
 using mm::testing::SignJwt;
 
 struct KeyPair {
@@ -91,8 +92,8 @@ TEST(Jwt, Hs256RefusesBadTokensWithTheReason) {
   EXPECT_EQ(Auth(*a, good), "error: missing bearer token");
   EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", std::string(32, 'z'))), "error: invalid token");
   EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("none", "")), "error: token algorithm not accepted");
-  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = -10})), "error: token expired");
-  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.nbf_in = 30})), "error: token not valid yet");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = -100})), "error: token expired");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.nbf_in = 100})), "error: token not valid yet");
   EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp = false})), "error: token has no exp");
   EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.sub = ""})), "error: token has no sub");
   EXPECT_EQ(Auth(*a, "Bearer " + std::string(9000, 'a')), "error: token too large");
@@ -116,6 +117,55 @@ TEST(Jwt, Hs256RefusesBadTokensWithTheReason) {
   std::string flipped = good;
   flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
   EXPECT_EQ(Auth(*a, "Bearer " + flipped), "error: invalid token");
+}
+
+TEST(Jwt, LeewayCeilingAudienceIssuerAndScheme) {
+  auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
+  ASSERT_TRUE(a);
+  // Default leeway 30 s on both ends of the validity window.
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = -10})), "alice");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.nbf_in = 10})), "alice");
+  // exp ceiling (24 h by default): a token valid for ever is refused.
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = 3 * 24 * 3600})),
+            "error: token exp is more than 86400 s away");
+  EXPECT_EQ(Auth(*a, "Bearer " + SignJwt("HS256", kSecret, {.exp_in = 23 * 3600})), "alice");
+  // The scheme in any case, any number of spaces (RFC 7235).
+  std::string good = SignJwt("HS256", kSecret);
+  EXPECT_EQ(Auth(*a, "bearer " + good), "alice");
+  EXPECT_EQ(Auth(*a, "BEARER   " + good), "alice");
+  EXPECT_EQ(Auth(*a, "Bearer"), "error: missing bearer token");
+  EXPECT_EQ(Auth(*a, "Bearerx " + good), "error: missing bearer token");
+
+  auto strict = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret,
+                                   {.audience = "matchmaker", .issuer = "https://id.example", .leeway = std::chrono::seconds(0)}));
+  ASSERT_TRUE(strict);
+  JwtClaims ok{.iss = "https://id.example", .aud = "matchmaker"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, ok)), "alice");
+  JwtClaims in_list{.iss = "https://id.example", .aud_json = R"(["billing", "matchmaker"])"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, in_list)), "alice");
+  JwtClaims other_aud{.iss = "https://id.example", .aud = "billing"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, other_aud)), "error: token audience not accepted");
+  JwtClaims no_aud{.iss = "https://id.example"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, no_aud)), "error: token audience not accepted");
+  JwtClaims other_iss{.iss = "https://evil.example", .aud = "matchmaker"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, other_iss)), "error: token issuer not accepted");
+  JwtClaims late{.exp_in = -5, .iss = "https://id.example", .aud = "matchmaker"};
+  EXPECT_EQ(Auth(*strict, "Bearer " + SignJwt("HS256", kSecret, late)), "error: token expired") << "leeway 0";
+}
+
+TEST(Jwt, RefusalsCarryABearerChallenge) {
+  auto a = Make(JwtAuthorizer(JwtAlgorithm::kHS256, kSecret));
+  ASSERT_TRUE(a);
+  auto challenge = [&](const std::string& authorization) {
+    Request req;
+    if (!authorization.empty()) req.headers.push_back({"Authorization", authorization});
+    auto r = a->Authenticate(req);
+    auto* e = std::get_if<AuthError>(&r);
+    return e ? e->challenge : std::string("<accepted>");
+  };
+  EXPECT_EQ(challenge(""), "Bearer realm=\"matchmaker\"");
+  EXPECT_EQ(challenge("Bearer " + SignJwt("HS256", kSecret, {.exp_in = -100})),
+            "Bearer realm=\"matchmaker\", error=\"invalid_token\", error_description=\"token expired\"");
 }
 
 TEST(Jwt, Rs256PinsTheAlgorithmToTheRsaKey) {
