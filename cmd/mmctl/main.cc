@@ -74,7 +74,10 @@ std::string ErrorOf(const HttpResult& r) {
 json::value GetJson(Client& c, const std::string& target) {
   auto r = c.Call("GET", target);
   if (r.status != 200) Fail(1, ErrorOf(r));
-  return json::parse(r.body);
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (ec) Fail(1, "GET " + target + ": the answer is not JSON (" + ec.message() + ")");
+  return v;
 }
 
 std::string ReadAll(std::istream& in) {
@@ -362,41 +365,47 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  Client c = ClientFor(server, "--server");
-  if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    if (!in) Fail(2, "cannot read " + token_file);
-    std::getline(in, c.token);
-  }
+  // Whatever the server sends (a proxy's HTML, truncated or malformed JSON,
+  // fields of unexpected types), mmctl says so and exits 1; it never aborts.
+  try {
+    Client c = ClientFor(server, "--server");
+    if (!token_file.empty()) {
+      std::ifstream in(token_file);
+      if (!in) Fail(2, "cannot read " + token_file);
+      std::getline(in, c.token);
+    }
 
-  if (*health) {
-    // The image's HEALTHCHECK: no shell or curl in a FROM scratch image.
-    auto r = c.Call("GET", ready ? "/readyz" : "/healthz");
-    std::printf("%s\n", r.status == 0 ? ErrorOf(r).c_str() : r.body.c_str());
-    return r.status == 200 ? 0 : 1;
-  }
-  if (*apply) return Apply(c, files, wait, timeout_s);
-  if (*get) {
-    if (kind.starts_with("instance")) return GetInstances(c, pool.empty() ? name : pool, output);
-    return GetPools(c, name, output);
-  }
-  if (*describe) return Describe(c, dname);
-  if (*del) return DeletePool(c, delname, force);
-  if (*request) {
-    Client api = ClientFor(client_server, "--client-server");
-    mm::http::HttpConnection conn(api.host, api.port);
-    std::string target = "/request" + (req_pool.empty() ? "" : "?pool=" + req_pool);
-    auto r = conn.Call("POST", target, "", {{"Authorization", client_id}, {"Connection", "close"}},
-                       std::chrono::seconds(30));
-    if (r.status == 200) {
-      std::printf("%s\n", r.body.c_str());
-      return 0;
+    if (*health) {
+      // The image's HEALTHCHECK: no shell or curl in a FROM scratch image.
+      auto r = c.Call("GET", ready ? "/readyz" : "/healthz");
+      std::printf("%s\n", r.status == 0 ? ErrorOf(r).c_str() : r.body.c_str());
+      return r.status == 200 ? 0 : 1;
     }
-    if (r.status == 202) {
-      std::printf("queued (retry after %ss)\n", r.Header("Retry-After").c_str());
-      return 3;
+    if (*apply) return Apply(c, files, wait, timeout_s);
+    if (*get) {
+      if (kind.starts_with("instance")) return GetInstances(c, pool.empty() ? name : pool, output);
+      return GetPools(c, name, output);
     }
-    Fail(1, ErrorOf(r));
+    if (*describe) return Describe(c, dname);
+    if (*del) return DeletePool(c, delname, force);
+    if (*request) {
+      Client api = ClientFor(client_server, "--client-server");
+      mm::http::HttpConnection conn(api.host, api.port);
+      std::string target = "/request" + (req_pool.empty() ? "" : "?pool=" + req_pool);
+      auto r = conn.Call("POST", target, "", {{"Authorization", client_id}, {"Connection", "close"}},
+                         std::chrono::seconds(30));
+      if (r.status == 200) {
+        std::printf("%s\n", r.body.c_str());
+        return 0;
+      }
+      if (r.status == 202) {
+        std::printf("queued (retry after %ss)\n", r.Header("Retry-After").c_str());
+        return 3;
+      }
+      Fail(1, ErrorOf(r));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    Fail(1, std::string("cannot read the server's answer: ") + e.what());
   }
-  return 0;
 }
