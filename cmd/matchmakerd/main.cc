@@ -96,7 +96,27 @@ struct Flags {
   int docker_ping_ms = 2000;
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
+  int max_connections = 0;  // 0: sized from the descriptor limit
+  int max_connections_per_source = 256;
+  int header_timeout_ms = 10'000;
 };
+
+// Descriptors kept out of the client API's reach: the admin API, the
+// journal, instance logs and engine connections keep working when clients
+// hold every connection they may.
+constexpr rlim_t kDescriptorReserve = 512;
+
+// The client API's connection cap: the flag, within the descriptor limit
+// less the reserve.
+std::size_t ClientConnectionCap(int flag) {
+  rlimit rl{};
+  std::size_t by_limit = 4096;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    by_limit = rl.rlim_cur > kDescriptorReserve + 64 ? static_cast<std::size_t>(rl.rlim_cur - kDescriptorReserve) : 64;
+  }
+  if (flag > 0) return std::min<std::size_t>(static_cast<std::size_t>(flag), by_limit);
+  return std::min<std::size_t>(by_limit, 100'000);
+}
 
 // Every connection, instance log and engine socket is a descriptor: the
 // soft limit (often 1,024) goes up to the hard one.
@@ -167,6 +187,16 @@ int main(int argc, char** argv) {
   app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
       ->envname("MM_DOCKER_PING_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
+  app.add_option("--max-connections", f.max_connections,
+                 "Client API connections at once (0: the descriptor limit less a reserve of 512); at the cap an "
+                 "idle connection gives its place to a new one")
+      ->envname("MM_MAX_CONNECTIONS")->check(CLI::Range(0, 10'000'000))->capture_default_str();
+  app.add_option("--max-connections-per-source", f.max_connections_per_source,
+                 "Client API connections one remote address may hold (0: no cap)")
+      ->envname("MM_MAX_CONNECTIONS_PER_SOURCE")->check(CLI::Range(0, 10'000'000))->capture_default_str();
+  app.add_option("--header-timeout-ms", f.header_timeout_ms,
+                 "A request's header must arrive within this (also the idle keep-alive timeout)")
+      ->envname("MM_HEADER_TIMEOUT_MS")->check(CLI::Range(100, 600'000))->capture_default_str();
   app.add_option("--admin-listen", f.admin_listen, "Admin API, /metrics, /healthz, /readyz address")
       ->envname("MM_ADMIN_LISTEN")->capture_default_str();
   app.add_option("--public-address", f.public_address, "Host given to clients")
@@ -335,12 +365,22 @@ int main(int argc, char** argv) {
     return "backend unavailable: " + backend.UnavailableReason();
   }, f.admin_allowed_hosts);
   auto accept_error = [](const std::string& what) { spdlog::warn("{}", what); };
-  mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second, .body_limit = 64 * 1024,
+  const std::size_t client_cap = ClientConnectionCap(f.max_connections);
+  spdlog::debug("client API: at most {} connections, {} per source", client_cap, f.max_connections_per_source);
+  mm::http::Server client_server(io, {.address = client_addr->first, .port = client_addr->second,
+                                      .body_limit = 64 * 1024,
+                                      .header_timeout = std::chrono::milliseconds(f.header_timeout_ms),
+                                      .max_connections = client_cap,
+                                      .max_connections_per_source = static_cast<std::size_t>(f.max_connections_per_source),
                                       .on_accept_error = accept_error},
                                  [&client_api](mm::http::Request&& req, mm::http::Reply reply) {
                                    client_api.Handle(std::move(req), std::move(reply));
                                  });
+  // The admin API has its own small budget, inside the reserve (its
+  // clients are local and trusted: no per-source cap).
   mm::http::Server admin_server(io, {.address = admin_addr->first, .port = admin_addr->second,
+                                     .header_timeout = std::chrono::milliseconds(f.header_timeout_ms),
+                                     .max_connections = 128,
                                      .on_accept_error = accept_error},
                                 [&admin](mm::http::Request&& req, mm::http::Reply reply) {
                                   admin.Handle(std::move(req), std::move(reply));

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <set>
+#include <unordered_map>
 
 namespace mm::http {
 namespace net = boost::asio;
@@ -24,6 +25,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       : io(io), options(std::move(o)), handler(std::move(h)), acceptor(io), backoff_timer(io) {}
 
   void Accept();
+  void Admit(tcp::socket socket);
 
   net::io_context& io;
   ServerOptions options;
@@ -36,19 +38,21 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::chrono::milliseconds backoff{0};
   bool stopping = false;
   std::set<Session*> sessions;
+  std::unordered_map<std::string, std::size_t> per_source;  // remote address -> connections
 };
 
 namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server, std::string source, std::string remote)
+      : stream_(std::move(socket)), server_(std::move(server)), source_(std::move(source)), remote_(std::move(remote)) {}
+  ~Session() {
+    server_->sessions.erase(this);
+    if (auto it = server_->per_source.find(source_); it != server_->per_source.end() && --it->second == 0) {
+      server_->per_source.erase(it);
+    }
   }
-  ~Session() { server_->sessions.erase(this); }
 
   void Start() {
     server_->sessions.insert(this);
@@ -60,6 +64,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Shutdown() {
     if (!busy_) Close();
   }
+  // Waiting for a request (idle keep-alive, or a header still arriving):
+  // may give its place to a new connection.
+  bool Evictable() const { return !busy_ && !closed_; }
+  void Evict() { Close(); }
 
  private:
   void Read() {
@@ -67,12 +75,15 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
-    stream_.expires_after(server_->options.read_timeout);
-    bhttp::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) {
-          self->OnRead(ec);
-        });
+    // The header within header_timeout (slow or idle peers go), then the
+    // body within read_timeout.
+    stream_.expires_after(server_->options.header_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec || self->parser_->is_done()) return self->OnRead(ec);
+      self->stream_.expires_after(self->server_->options.read_timeout);
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+    });
   }
 
   void OnRead(beast::error_code ec) {
@@ -91,6 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(std::move(r));
     }
     auto msg = parser_->release();
+    busy_ = true;  // from here until its response is written
     keep_alive_ = msg.keep_alive();
     // RFC 9112 6.3: a request whose final transfer coding is not chunked has
     // no knowable length; its bytes must not be read as another request.
@@ -111,7 +123,6 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     req.remote = remote_;
-    busy_ = true;
     // The handler owns the deadline of its own work (long-polls may wait).
     stream_.expires_never();
     auto replied = std::make_shared<std::atomic<bool>>(false);
@@ -145,6 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    closed_ = true;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -154,9 +166,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Server::Impl> server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::string remote_;
+  std::string source_;  // remote address
+  std::string remote_;  // address:port
   bool keep_alive_ = false;
   bool busy_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace
@@ -181,16 +195,44 @@ void Server::Impl::Accept() {
           return;
         }
         self->backoff = std::chrono::milliseconds(0);
-        if (self->sessions.size() >= self->options.max_connections) {
-          beast::error_code ignored;
-          socket.close(ignored);  // over the cap: refuse, keep serving
-        } else {
-          beast::error_code ignored;  // request/response: no Nagle wait on small writes
-          socket.set_option(tcp::no_delay(true), ignored);
-          std::make_shared<Session>(std::move(socket), self)->Start();
-        }
+        self->Admit(std::move(socket));
         self->Accept();
       });
+}
+
+void Server::Impl::Admit(tcp::socket socket) {
+  beast::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  std::string source = ep.address().to_string();
+  std::string remote = source + ":" + std::to_string(ep.port());
+  beast::error_code ignored;
+  if (options.max_connections_per_source > 0) {
+    auto it = per_source.find(source);
+    if (it != per_source.end() && it->second >= options.max_connections_per_source) {
+      socket.close(ignored);  // this address holds its share: refuse it, not the others
+      return;
+    }
+  }
+  if (sessions.size() >= options.max_connections) {
+    // Full: a connection waiting for a request gives its place; refused
+    // only when every one is busy.
+    Session* victim = nullptr;
+    for (auto* s : sessions) {
+      if (s->Evictable()) {
+        victim = s;
+        break;
+      }
+    }
+    if (!victim) {
+      socket.close(ignored);
+      return;
+    }
+    victim->Evict();
+  }
+  socket.set_option(tcp::no_delay(true), ignored);  // request/response: no Nagle wait on small writes
+  ++per_source[source];
+  std::make_shared<Session>(std::move(socket), shared_from_this(), std::move(source), std::move(remote))->Start();
 }
 
 Server::Server(net::io_context& io, ServerOptions options, Handler handler)

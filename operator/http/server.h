@@ -27,10 +27,18 @@ struct ServerOptions {
   std::uint16_t port = 0;  // 0: any free port, read it back with port()
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 1024 * 1024;
-  // Deadline for reading one request, and for an idle keep-alive connection.
+  // Deadline for a request's header (and for an idle keep-alive connection
+  // to start one), then for the rest of the request (its body).
+  std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
+  // At the cap, a new connection takes the place of one waiting for a
+  // request (idle keep-alive, or a header still arriving); refused only
+  // when every connection is busy with a request.
   std::size_t max_connections = 4096;
+  // Connections one remote address may hold (0: no cap); beyond it a new
+  // connection from that address is closed at once.
+  std::size_t max_connections_per_source = 0;
   // Told once per burst of accept errors (out of file descriptors, ...).
   std::function<void(const std::string&)> on_accept_error;
 };

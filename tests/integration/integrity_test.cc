@@ -450,7 +450,9 @@ TEST(Integrity, RandomizedStressKeepsOneSlotPerClient) {
     EXPECT_EQ(servers.size(), 1u) << id << " holds " << servers.size() << " slots (seed " << seed << ")";
     // What matchmakerd says the client holds is what the server says.
     auto r = op.Request(id, "", {}, "GET");
-    if (r.status == 200) EXPECT_EQ(r.body, servers.front()) << id;
+    if (r.status == 200) {
+      EXPECT_EQ(r.body, servers.front()) << id;
+    }
   }
 }
 

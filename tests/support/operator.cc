@@ -116,9 +116,11 @@ RunResult Operator::Mmctl(std::vector<std::string> args, const std::string& inpu
   return RunCommand(args, 60s, input);
 }
 
-std::vector<int> Operator::ManagedPids() const {
+std::vector<int> Operator::ManagedPids() const { return ManagedPidsOf(data_dir_); }
+
+std::vector<int> ManagedPidsOf(const std::string& data_dir) {
   std::vector<int> out;
-  const std::string want = "matchmakerd:" + data_dir_;
+  const std::string want = "matchmakerd:" + data_dir;
   DIR* d = ::opendir("/proc");
   while (d) {
     dirent* e = ::readdir(d);

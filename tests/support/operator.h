@@ -52,6 +52,9 @@ class Operator {
   std::uint16_t client_port_ = 0;
 };
 
+// Pids of live processes started by the matchmakerd of `data_dir`.
+std::vector<int> ManagedPidsOf(const std::string& data_dir);
+
 // Polls `pred` every 50 ms until true or `timeout`; returns its last value.
 bool Eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(20));
