@@ -187,6 +187,7 @@ Row Run(int n, int period_ms, double seconds, bool keep_alive) {
     options.limits.max_creates_per_pass = 256;
     options.max_creates_in_flight = 256;
     options.probe_keep_alive = keep_alive;
+    options.creates_per_second = 0;  // 10,000 at once: not what is measured
     mm::reconcile::Controller controller(io, store, backend, &metrics, options);
     controller.Start();
     auto apply = [&](int period) {

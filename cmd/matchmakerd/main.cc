@@ -2,6 +2,7 @@
 // logic lives in the libraries.
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -97,9 +98,22 @@ struct Flags {
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
   int max_connections = 0;  // 0: sized from the descriptor limit
+  int max_instances = -1;   // -1: sized to the machine
+  double max_creates_per_second = 50;
   int max_connections_per_source = 256;
   int header_timeout_ms = 10'000;
 };
+
+// The default --max-instances: one instance per 16 MiB of this machine's
+// memory for the process and docker backends (at least 64); a swarm spans
+// other machines: 10,000.
+int DefaultMaxInstances(const std::string& backend) {
+  if (backend == "swarm") return 10'000;
+  long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 1000;
+  long mib = static_cast<long>((static_cast<long double>(pages) * page) / (1024 * 1024));
+  return static_cast<int>(std::max(64L, mib / 16));
+}
 
 // Descriptors kept out of the client API's reach: the admin API, the
 // journal, instance logs and engine connections keep working when clients
@@ -187,6 +201,13 @@ int main(int argc, char** argv) {
   app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
       ->envname("MM_DOCKER_PING_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
+  app.add_option("--max-instances", f.max_instances,
+                 "Instances of all pools together (default: one per 16 MiB of memory, at least 64; 10,000 with "
+                 "swarm; 0: no cap)")
+      ->envname("MM_MAX_INSTANCES")->check(CLI::Range(-1, 10'000'000));
+  app.add_option("--max-creates-per-second", f.max_creates_per_second,
+                 "Instance creations per second per pool, bursts of 50 (0: no limit)")
+      ->envname("MM_MAX_CREATES_PER_SECOND")->check(CLI::Range(0.0, 100000.0))->capture_default_str();
   app.add_option("--max-connections", f.max_connections,
                  "Client API connections at once (0: the descriptor limit less a reserve of 512); at the cap an "
                  "idle connection gives its place to a new one")
@@ -355,7 +376,12 @@ int main(int argc, char** argv) {
                                         .grace = std::chrono::milliseconds(f.stop_grace_ms)});
   }
   mm::backend::Backend& backend = *backend_ptr;
-  mm::reconcile::Controller controller(io, *store, backend, &metrics);
+  mm::reconcile::ControllerOptions copts;
+  copts.max_instances = f.max_instances < 0 ? DefaultMaxInstances(f.backend) : f.max_instances;
+  copts.creates_per_second = f.max_creates_per_second;
+  spdlog::debug("at most {} instances, {} creations per second per pool", copts.max_instances,
+                copts.creates_per_second);
+  mm::reconcile::Controller controller(io, *store, backend, &metrics, copts);
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
   mm::apiserver::ClientApi client_api(allocator, *auth);

@@ -62,6 +62,10 @@ class Backend {
   virtual void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
                      std::function<void(Adopted)> done) = 0;
   virtual void OnExit(std::function<void(ExitEvent)> handler) = 0;
+  // The controller forgot an exited instance: what the backend kept of it
+  // may go (the process backend's log; a failed instance's log is kept,
+  // the newest few per pool, for diagnosis).
+  virtual void Forget(const state::Instance& instance) { (void)instance; }
   // False while the engine cannot be reached (for /readyz), with why.
   virtual bool Available() const { return true; }
   virtual std::string UnavailableReason() const { return ""; }

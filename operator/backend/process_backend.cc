@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,32 @@ ProcessBackend::~ProcessBackend() {
 const std::string& ProcessBackend::managed_by() const { return impl_->managed_by; }
 
 void ProcessBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
+
+// A finished instance's log goes with it; a failed one's stays, the newest
+// `failed_logs_kept` of its pool (by modification time).
+void ProcessBackend::Forget(const state::Instance& instance) {
+  std::error_code ec;
+  fs::path dir = fs::path(impl_->opts.data_dir) / "logs" / instance.pool;
+  fs::path log = dir / (instance.name + ".log");
+  if (!instance.failed) {
+    fs::remove(log, ec);
+    return;
+  }
+  // What is left in the directory besides running instances' logs is
+  // failed ones (finished ones went when forgotten): keep the newest.
+  std::set<std::string> live;
+  for (const auto& [pid, p] : impl_->procs) {
+    if (p.pool == instance.pool) live.insert(p.name + ".log");
+  }
+  std::vector<std::pair<fs::file_time_type, fs::path>> failed;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    auto name = e.path().filename().string();
+    if (e.path().extension() == ".log" && !live.contains(name)) failed.emplace_back(e.last_write_time(ec), e.path());
+  }
+  if (failed.size() <= impl_->opts.failed_logs_kept) return;
+  std::sort(failed.begin(), failed.end());
+  for (std::size_t i = 0; i + impl_->opts.failed_logs_kept < failed.size(); ++i) fs::remove(failed[i].second, ec);
+}
 
 void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) {
   auto& impl = *impl_;

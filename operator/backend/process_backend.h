@@ -27,6 +27,7 @@ struct ProcessOptions {
   std::string public_address = "127.0.0.1";
   std::chrono::milliseconds grace{5000};
   std::chrono::milliseconds poll{200};  // liveness of adopted (non-child) pids
+  std::size_t failed_logs_kept = 20;    // per pool: logs of failed instances kept for diagnosis
 };
 
 class ProcessBackend : public Backend {
@@ -40,6 +41,7 @@ class ProcessBackend : public Backend {
   void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
              std::function<void(Adopted)> done) override;
   void OnExit(std::function<void(ExitEvent)> handler) override;
+  void Forget(const state::Instance& instance) override;
 
   // "matchmakerd:<absolute data dir>": the MM_MANAGED_BY value of our children.
   const std::string& managed_by() const;

@@ -78,6 +78,10 @@ std::optional<std::string> ClientOfKey(const std::string& key) {
 
 struct Controller::Entry {
   std::unique_ptr<state::PoolState> state;
+  // Creation token bucket (ControllerOptions::creates_per_second).
+  double tokens = -1;  // < 0: full, set at the first pass
+  std::chrono::steady_clock::time_point refilled{};
+  bool at_global_cap = false;
   api::ServerPoolStatus status;
   state::Plan last_plan;
   std::unique_ptr<net::steady_timer> requeue;
@@ -371,10 +375,17 @@ void Controller::Reconcile(const std::string& name) {
   if (impl.demand) in.demand = impl.demand(name);
   state::Plan plan = state::PlanReconcile(in);
 
+  if (!plan.forget.empty() && impl.options.max_instances > 0) {
+    // Room under the global cap: pools waiting on it try again.
+    for (auto& [other, oe] : impl.pools) {
+      if (oe.at_global_cap && other != name) Enqueue(other);
+    }
+  }
   for (const auto& gone : plan.forget) {
     std::vector<store::Op> ops = {{store::Op::kDelete, InstanceKey(name, gone), ""}};
     if (const Instance* i = ps.Find(gone)) {
       for (const auto& c : i->reservations) ops.push_back({store::Op::kDelete, ReservationKey(name, gone, c), ""});
+      impl.backend.Forget(*i);
     }
     ps.Erase(gone);
     Commit(std::move(ops), nullptr);
@@ -407,7 +418,9 @@ void Controller::Reconcile(const std::string& name) {
   if (plan.create > 0 && impl.journal.error()) plan.create = 0;
   if (plan.create > 0) {
     int room = std::max(0, impl.options.max_creates_in_flight - impl.creates_in_flight);
-    Create(e, std::min(plan.create, room));
+    // Creates in flight requeue the pool as they finish; the rate limit
+    // requeues it when its next token is due.
+    Create(e, LimitCreates(e, std::min(plan.create, room), plan));
   }
   if (plan.backing_off && e.last_plan.backing_off != plan.backing_off) {
     Record(e, "Warning", "BackOff", "holding creations after " + std::to_string(ps.failures.consecutive) +
@@ -446,6 +459,51 @@ void Controller::Reconcile(const std::string& name) {
   if (impl.metrics) {
     impl.metrics->ObserveReconcile(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+}
+
+// The global instance cap and the pool's creation rate: how many of
+// `want` creations may go now; a cut plan requeues when a token is due.
+int Controller::LimitCreates(Entry& e, int want, state::Plan& plan) {
+  auto& impl = *impl_;
+  const auto& o = impl.options;
+  if (o.max_instances > 0) {
+    int live = 0;
+    for (const auto& [n, other] : impl.pools) {
+      live += static_cast<int>(other.state->size()) - other.state->Count(InstanceState::kExited);
+    }
+    int room = std::max(0, o.max_instances - live);
+    if (room < want && !e.at_global_cap) {
+      Record(e, "Warning", "AtGlobalMaxInstances",
+             std::to_string(live) + " instances across all pools: --max-instances " + std::to_string(o.max_instances) +
+                 " reached; creations wait");
+      spdlog::warn("pool {}: --max-instances {} reached ({} live); creations wait", e.state->name(),
+                   o.max_instances, live);
+    }
+    e.at_global_cap = room < want;
+    want = std::min(want, room);
+  }
+  if (o.creates_per_second > 0 && want > 0) {
+    auto now = std::chrono::steady_clock::now();
+    double burst = std::max(1, o.create_burst);
+    if (e.tokens < 0) {
+      e.tokens = burst;
+    } else {
+      e.tokens = std::min(burst, e.tokens + std::chrono::duration<double>(now - e.refilled).count() *
+                                                o.creates_per_second);
+    }
+    e.refilled = now;
+    int allowed = static_cast<int>(e.tokens);
+    if (allowed < want) {
+      // The next token: requeue then (a steady clock delay on the system-clock plan).
+      double wait_s = (1.0 - (e.tokens - allowed)) / o.creates_per_second;
+      auto at = state::Clock::now() + std::chrono::duration_cast<state::Clock::duration>(
+                                          std::chrono::duration<double>(wait_s));
+      if (!plan.requeue_at || at < *plan.requeue_at) plan.requeue_at = at;
+      want = allowed;
+    }
+    e.tokens -= want;
+  }
+  return want;
 }
 
 std::string Controller::NewInstanceName(const Entry& entry) {

@@ -43,6 +43,12 @@ struct ControllerOptions {
   std::chrono::milliseconds resync{10'000};
   std::chrono::milliseconds probe_timeout{1'000};
   int max_creates_in_flight = 16;
+  // Instances of every pool together (0: no cap): creations stop there.
+  int max_instances = 0;
+  // Creations per second per pool, with a burst (0: no limit): one PUT of
+  // warm: 10000 does not start thousands of instances a second.
+  double creates_per_second = 0;
+  int create_burst = 50;
   // Liveness probes reuse one connection per instance; false opens one per
   // probe (the cost bench/probe_bench.cc compares against).
   bool probe_keep_alive = true;
@@ -142,6 +148,7 @@ class Controller {
   void Drain();
   void Reconcile(const std::string& name);
   void Create(Entry& entry, int count);
+  int LimitCreates(Entry& entry, int want, state::Plan& plan);
   void Probe(const std::string& pool, const std::string& name);
   void OnExit(const std::string& pool, const std::string& name, int exit_code, const std::string& message);
   // Liveness after Ready (see state/health.h).

@@ -340,8 +340,13 @@ TEST(Allocation, JwtAcceptsValidTokensAndRejectsTheRest) {
   auto ok = op.Request(bearer(MakeToken("HS256", secret, "alice", 60)));
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_TRUE(Verifies(ControlPorts(op, "eu")[ok.body], "alice"));
-  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", -10))).status, 401);        // expired
-  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", 60, 30))).status, 401);     // not yet
+  auto expired = op.Request(bearer(MakeToken("HS256", secret, "bob", -100)));
+  EXPECT_EQ(expired.status, 401);  // expired, past the 30 s leeway
+  EXPECT_EQ(expired.Header("WWW-Authenticate"),
+            "Bearer realm=\"matchmaker\", error=\"invalid_token\", error_description=\"token expired\"");
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", -10))).status, 200);        // within the leeway
+  EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "bob", 600, 300))).status, 401);   // not yet
+  EXPECT_EQ(op.Request("bearer " + MakeToken("HS256", secret, "carol", 60)).status, 200);  // any case
   EXPECT_EQ(op.Request(bearer(MakeToken("HS256", std::string(32, 'z'), "bob", 60))).status, 401);  // wrong key
   EXPECT_EQ(op.Request(bearer(MakeToken("none", "", "bob", 60))).status, 401);              // alg none
   EXPECT_EQ(op.Request(bearer(MakeToken("HS256", secret, "", 60))).status, 401);            // no sub
@@ -390,7 +395,7 @@ TEST(Allocation, JwtWithAnRsaPublicKeyPinsRS256) {
   Apply(op, "eu", GameServerPool("eu", 1));
   ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
   EXPECT_EQ(op.Request("Bearer " + MakeToken("RS256", priv, "dave", 60)).status, 200);
-  EXPECT_EQ(op.Request("Bearer " + MakeToken("RS256", priv, "dave", -5)).status, 401);
+  EXPECT_EQ(op.Request("Bearer " + MakeToken("RS256", priv, "dave", -100)).status, 401);
   EXPECT_EQ(op.Request("Bearer " + MakeToken("none", "", "dave", 60)).status, 401);
 }
 

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/json.hpp>
+
 #include "operator/http/blocking_client.h"
 #include "tests/support/operator.h"
 #include "tests/support/process.h"
@@ -256,6 +258,79 @@ TEST(Hardening, TheDescriptorReserveKeepsTheAdminApiAndInstancesWorking) {
   for (int fd : fds) {
     if (fd >= 0) ::close(fd);
   }
+}
+
+constexpr char kPools[] = "/apis/matchmaker.dev/v1alpha1/serverpools";
+
+std::int64_t Live(Operator& op, const std::string& pool) {
+  std::int64_t n = 0;
+  for (const auto& i : op.Instances(pool)) n += i.at("state").as_string() != "Exited";
+  return n;
+}
+
+// A global cap across pools: two pools wanting 4 get 3 between them, and
+// room made by deleting one goes to the other.
+TEST(Hardening, MaxInstancesCapsEveryPoolTogether) {
+  Operator op("max-instances");
+  ASSERT_TRUE(op.Start({"--max-instances", "3"}));
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/a", GameServerPool("a", 2)).status, 201);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/b", GameServerPool("b", 2)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Live(op, "a") + Live(op, "b") == 3; }, 10s));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(Live(op, "a") + Live(op, "b"), 3) << "never past the cap";
+  EXPECT_EQ(op.ManagedPids().size(), 3u);
+  std::string events = op.Call("GET", std::string(kPools) + "/a/events").body +
+                       op.Call("GET", std::string(kPools) + "/b/events").body;
+  EXPECT_NE(events.find("AtGlobalMaxInstances"), std::string::npos) << events;
+  std::string waiting = Live(op, "a") == 2 ? "b" : "a";
+  std::string full = waiting == "a" ? "b" : "a";
+  ASSERT_EQ(op.Call("DELETE", std::string(kPools) + "/" + full).status, 200);
+  EXPECT_TRUE(Eventually([&] { return Count(op.Pool(waiting), "ready") == 2; }, 10s))
+      << "the freed room goes to the pool that waited";
+}
+
+// One PUT of warm: 100 used to start ~320 processes a second; creations
+// are rate limited per pool (a burst of 50, then the flag's rate).
+TEST(Hardening, CreationsAreRateLimitedPerPool) {
+  Operator op("create-rate");
+  ASSERT_TRUE(op.Start({"--max-creates-per-second", "10"}));
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", CommandPool("eu", 100, 100, "[sleep, \"60\"]")).status, 201);
+  std::this_thread::sleep_for(3000ms - (std::chrono::steady_clock::now() - start));
+  auto after_3s = op.Instances("eu").size();
+  EXPECT_LE(after_3s, 86u) << "a burst of 50, then 10 a second";
+  EXPECT_GE(after_3s, 60u) << "it keeps going at that rate";
+}
+
+// Per-instance logs go with their instance; a failed one's stays for
+// diagnosis (the newest 20 per pool).
+TEST(Hardening, InstanceLogsGoWithTheirInstanceUnlessItFailed) {
+  Operator op("logs");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 3)).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3; }));
+  auto logs = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(op.data_dir() + "/logs/eu", ec)) n += e.is_regular_file();
+    return n;
+  };
+  EXPECT_EQ(logs(), 3u);
+  ASSERT_EQ(op.Call("DELETE", std::string(kPools) + "/eu").status, 200);
+  ASSERT_TRUE(Eventually([&] { return op.Pool("eu").is_null(); }, 15s));
+  EXPECT_EQ(logs(), 0u) << "finished instances leave no log behind";
+  // A command that fails at once: its logs are kept, at most 20.
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu",
+                    CommandPool("eu", 1, 3, "[sh, -c, \"echo broken; exit 3\"]",
+                                "  readiness: {timeoutMs: 60000, periodMs: 100}\n")).status,
+            201);
+  ASSERT_TRUE(Eventually([&] {
+    return op.Call("GET", "/metrics").body.find(
+               "matchmaker_instance_failures_total{pool=\"eu\",reason=\"ExitedBeforeReady\"} 3") != std::string::npos;
+  }, 20s));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_GE(logs(), 2u) << "failed instances' logs are kept";
+  EXPECT_LE(logs(), 20u);
 }
 
 }  // namespace
