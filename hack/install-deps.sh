@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs exactly what matchmaker needs to build and test, from Debian
 # bookworm's packages. Idempotent; silent when everything is present.
-# (prometheus: its promtool checks the alert rules and /metrics in the tests.)
+# (prometheus: its promtool checks the alert rules and /metrics in the tests;
+# clang and its libFuzzer runtime: the fuzz targets, hack/fuzz.sh.)
 set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
+  clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev

@@ -38,3 +38,11 @@ cmake --build "$build_dir" -j "${JOBS:-2}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --test-dir "$build_dir" --output-on-failure -j "${JOBS:-2}" --timeout 300 "$@"
+
+# Fuzzing: every libFuzzer target for a bounded time from its seed corpus
+# (MM_FUZZ_SECONDS, default 20; 0 skips). Skipped when ctest was given a
+# selection (extra arguments).
+fuzz_secs=${MM_FUZZ_SECONDS:-20}
+if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
+  hack/fuzz.sh "$fuzz_secs"
+fi

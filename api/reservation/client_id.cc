@@ -18,29 +18,31 @@ int HexValue(char c) {
   return -1;
 }
 
+}  // namespace
+
 // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
 // U+10FFFF.
-bool ValidUtf8(std::string_view s) {
+std::size_t ValidUtf8Prefix(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
-    if (extra < 0) return false;
+    if (extra < 0) return i;
     std::uint32_t cp = extra == 0 ? c : extra == 1 ? (c & 0x1f) : extra == 2 ? (c & 0x0f) : (c & 0x07);
     for (int k = 1; k <= extra; ++k) {
-      if (i + static_cast<std::size_t>(k) >= s.size()) return false;
+      if (i + static_cast<std::size_t>(k) >= s.size()) return i;
       unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
+      if ((cc >> 6) != 0x2) return i;
       cp = (cp << 6) | (cc & 0x3f);
     }
     static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
     i += static_cast<std::size_t>(extra) + 1;
   }
-  return true;
+  return i;
 }
 
-}  // namespace
+bool ValidUtf8(std::string_view s) { return ValidUtf8Prefix(s) == s.size(); }
 
 std::optional<std::string> CheckClientId(std::string_view id) {
   if (id.empty()) return "client id is empty";

@@ -16,6 +16,11 @@ inline constexpr std::size_t kMaxClientIdBytes = 256;
 // character (C0, DEL).
 std::optional<std::string> CheckClientId(std::string_view id);
 
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+// U+10FFFF. The prefix length is where the first invalid sequence starts.
+std::size_t ValidUtf8Prefix(std::string_view s);
+bool ValidUtf8(std::string_view s);
+
 // RFC 3986 percent-encoding of one path segment: unreserved characters
 // (ALPHA DIGIT - . _ ~) stay, every other byte becomes %XX. So no id can
 // escape its segment ("../close" -> "..%2Fclose").

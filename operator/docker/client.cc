@@ -405,10 +405,7 @@ class Watcher : public std::enable_shared_from_this<Watcher> {
   }
 
   void Lost() {
-    if (stream_) {
-      beast::error_code ignored;
-      stream_->close();
-    }
+    if (stream_) stream_->close();
     bool was = std::exchange(connected_, false);
     if (was && on_connection_) on_connection_(false);
     if (stopped_) return;
