@@ -76,7 +76,8 @@ TEST(Operator, AWebPageCannotApplyAPool) {
 TEST(Operator, MalformedYamlIsRefusedAndTheDaemonLives) {
   Operator op("malformed");
   ASSERT_TRUE(op.Start());
-  for (std::string body : {",", "{a: [", "- [a, b: {c: ,]}"}) {
+  // "%\x93": libfyaml 0.7.12 looped for ever on it (found by fuzzing).
+  for (std::string body : {",", "{a: [", "- [a, b: {c: ,]}", "%\x93"}) {
     SCOPED_TRACE(body);
     auto t0 = std::chrono::steady_clock::now();
     auto r = op.Call("PUT", std::string(kPools) + "/x", body);
