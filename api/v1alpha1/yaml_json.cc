@@ -19,6 +19,9 @@ namespace {
 
 constexpr int kMaxDepth = 64;
 constexpr std::size_t kMaxNodes = 1'000'000;
+// Nodes that aliases may add by copying (a pool file needs a handful): an
+// alias bomb stops long before it costs time or memory.
+constexpr std::size_t kMaxAliasNodes = 10'000;
 
 bool IsOneOf(std::string_view s, std::initializer_list<std::string_view> set) {
   for (auto v : set) {
@@ -112,6 +115,7 @@ class Builder {
         doc_ = YamlDocument{};
         doc_.line = line;
         nodes_ = 0;
+        alias_nodes_ = 0;
         anchors_.clear();
         return true;
       case FYET_DOCUMENT_END:
@@ -169,6 +173,10 @@ class Builder {
           return Key(std::string(it->second.value.get_string()), line);
         }
         // Counted before it is copied: an alias bomb stops here.
+        alias_nodes_ += it->second.nodes;
+        if (alias_nodes_ > kMaxAliasNodes) {
+          return Fail(line, ChildPath(), "aliases expand to over 10,000 nodes (an alias bomb?)");
+        }
         if (!Count(it->second.nodes, line)) return false;
         return Place(json::value(it->second.value), line);
       }
@@ -281,6 +289,7 @@ class Builder {
   std::vector<Frame> frames_;
   std::map<std::string, Anchor> anchors_;
   std::size_t nodes_ = 0;
+  std::size_t alias_nodes_ = 0;
 };
 
 void Emit(YAML::Emitter& out, const json::value& v) {
