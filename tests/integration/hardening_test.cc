@@ -73,18 +73,7 @@ bool ClosedByServer(int fd, std::chrono::milliseconds within) {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-int Connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int Connect(std::uint16_t port) { return ConnectFrom("127.0.0.1", port); }
 
 // Out of file descriptors (a hard limit of 64, more idle connections than
 // that), the accept loop used to retry EMFILE at once: 100% of a core, no
