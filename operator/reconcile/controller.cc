@@ -848,6 +848,7 @@ void Controller::OnExit(const std::string& pool, const std::string& name, int ex
   for (const auto& c : inst.reservations) ops.push_back({store::Op::kDelete, ReservationKey(pool, name, c), ""});
   if (!ops.empty()) Commit(std::move(ops), nullptr);
   inst.reservations.clear();
+  inst.metadata.clear();
   ps.Upsert(inst);
   Persist(inst);
   Enqueue(pool);
