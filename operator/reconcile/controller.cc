@@ -201,10 +201,7 @@ void Controller::Start() {
       stale.push_back(key);
       continue;
     }
-    it->second.state->AddReservation(where->second, *client);
-    if (auto m = MetadataOf(value); !m.empty()) {
-      it->second.state->Mutate(where->second, [&](Instance& i) { i.metadata[*client] = m; });
-    }
+    it->second.state->AddReservation(where->second, *client, MetadataOf(value));
   }
   // Handshakes that were in flight at the crash: the server may have
   // granted the slot. Each is taken as held (journaled now) until the
@@ -231,10 +228,7 @@ void Controller::Start() {
     spdlog::info("pool {}: client {} may hold a slot on {} (a handshake in flight at the last stop): kept until the "
                  "server says otherwise",
                  pool, client, name);
-    it->second.state->AddReservation(name, client);
-    if (auto m = MetadataOf(value); !m.empty()) {
-      it->second.state->Mutate(name, [&](Instance& i) { i.metadata[client] = m; });
-    }
+    it->second.state->AddReservation(name, client, MetadataOf(value));
     adopted_intents.push_back({store::Op::kPut, ReservationKey(pool, name, client), value});
   }
   if (!impl.intents.recovered().empty()) {
@@ -891,8 +885,7 @@ void Controller::Reserve(const std::string& pool, const std::string& instance, c
     return net::post(impl_->io, [done, instance] { done("instance " + instance + " no longer exists"); });
   }
   bool was_ready = inst->state == InstanceState::kReady;
-  it->second.state->AddReservation(instance, client);
-  if (!metadata.empty()) it->second.state->Mutate(instance, [&](Instance& i) { i.metadata[client] = metadata; });
+  it->second.state->AddReservation(instance, client, metadata);
   if (was_ready) Enqueue(pool);  // the warm pool shrank: refill now
   Commit({{store::Op::kPut, ReservationKey(pool, instance, client), ReservationValue(client, metadata)}},
          [this, pool, instance, client, done = std::move(done)](std::optional<std::string> err) {

@@ -140,11 +140,12 @@ std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
 }
 
 // O(log n): only this client and this instance's index entries change.
-bool PoolState::AddReservation(const std::string& name, const std::string& client) {
+bool PoolState::AddReservation(const std::string& name, const std::string& client, const std::string& metadata) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
   it->second.reservations.insert(client);
+  if (!metadata.empty()) it->second.metadata[client] = metadata;
   // A Full instance that grants a slot again may take more.
   if (it->second.state == InstanceState::kReady || it->second.state == InstanceState::kFull) {
     it->second.state = InstanceState::kAllocated;

@@ -48,7 +48,9 @@ class PoolState {
   // `cooldown` ago, least recently asked first: O(log n + max).
   std::vector<const Instance*> FullToAsk(TimePoint now, std::chrono::milliseconds cooldown, std::size_t max) const;
   // Records a slot held by `client`; a Ready or Full instance becomes Allocated.
-  bool AddReservation(const std::string& name, const std::string& client);
+  // `metadata` (JSON text, "" for none) is the match metadata it was taken
+  // with; RemoveReservation drops it with the slot.
+  bool AddReservation(const std::string& name, const std::string& client, const std::string& metadata = "");
   bool RemoveReservation(const std::string& name, const std::string& client);
   // The instance `client` holds a slot on, if any.
   const Instance* InstanceOf(const std::string& client) const;

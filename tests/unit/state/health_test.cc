@@ -148,3 +148,26 @@ TEST(PoolStateHealth, FullInstancesAreAskedAgainLeastRecentlyAskedFirst) {
 
 }  // namespace
 }  // namespace mm::state
+
+namespace mm::state {
+namespace {
+
+TEST(PoolStateMetadata, KeptWithTheSlotAndDroppedWithIt) {
+  api::ServerPool p;
+  p.metadata.name = "eu";
+  p.spec.templ.command = {"x"};
+  PoolState ps(p);
+  Instance i;
+  i.pool = "eu";
+  i.name = "a";
+  i.state = InstanceState::kReady;
+  ps.Upsert(i);
+  ASSERT_TRUE(ps.AddReservation("a", "c1", R"({"map":"dust"})"));
+  ASSERT_TRUE(ps.AddReservation("a", "c2"));
+  EXPECT_EQ(ps.Find("a")->metadata, (std::map<std::string, std::string>{{"c1", R"({"map":"dust"})"}}));
+  ASSERT_TRUE(ps.RemoveReservation("a", "c1"));
+  EXPECT_TRUE(ps.Find("a")->metadata.empty());
+}
+
+}  // namespace
+}  // namespace mm::state
