@@ -389,12 +389,8 @@ void Controller::Reconcile(const std::string& name) {
     if (!i) continue;
     Instance copy = *i;
     if (r.reason == state::RemovalReason::kStartTimeout) {
-      ps.failures.consecutive++;
-      ps.failures.last = now;
-      ps.failures.last_message = "instance " + copy.name + " not Ready within " +
-                                 std::to_string(ps.pool().spec.readiness.timeoutMs) + "ms";
-      if (impl.metrics) impl.metrics->InstanceFailure(name, "StartTimeout");
-      Record(e, "Warning", "StartTimeout", ps.failures.last_message);
+      StartFailure(e, "StartTimeout", "instance " + copy.name + " not Ready within " +
+                                          std::to_string(ps.pool().spec.readiness.timeoutMs) + "ms");
     } else {
       Record(e, "Normal", std::string(state::ToString(r.reason)), "stopping instance " + copy.name);
     }
@@ -498,6 +494,18 @@ int Controller::LimitCreates(Entry& e, int want, state::Plan& plan) {
     e.tokens -= want;
   }
   return want;
+}
+
+// One more consecutive start failure of the pool (backoff, Degraded after a
+// few), counted in matchmaker_instance_failures_total{reason} and told as
+// a Warning event.
+void Controller::StartFailure(Entry& e, const char* reason, std::string message) {
+  auto& f = e.state->failures;
+  f.consecutive++;
+  f.last = state::Clock::now();
+  f.last_message = std::move(message);
+  if (impl_->metrics) impl_->metrics->InstanceFailure(e.state->name(), reason);
+  Record(e, "Warning", reason, f.last_message);
 }
 
 std::string Controller::NewInstanceName(const Entry& entry) {
@@ -808,21 +816,13 @@ void Controller::OnExit(const std::string& pool, const std::string& name, int ex
   if (state::CrashAfterReady(inst, exit_code, now, window)) {
     // A crash loop, not a finished match: backoff and Degraded as for a
     // failure before Ready.
-    ps.failures.consecutive++;
-    ps.failures.last = now;
-    ps.failures.last_message = name + " " + message + " " +
-                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - inst.ready_at).count()) +
-                               " ms after Ready, with no reservation";
+    auto after = std::chrono::duration_cast<std::chrono::milliseconds>(now - inst.ready_at).count();
+    StartFailure(it->second, "CrashedAfterReady",
+                 name + " " + message + " " + std::to_string(after) + " ms after Ready, with no reservation");
     inst.failed = true;
-    if (impl.metrics) impl.metrics->InstanceFailure(pool, "CrashedAfterReady");
-    Record(it->second, "Warning", "CrashedAfterReady", ps.failures.last_message);
   } else if (inst.state == InstanceState::kStarting) {
-    ps.failures.consecutive++;
-    ps.failures.last = state::Clock::now();
-    ps.failures.last_message = name + " " + message + " before Ready";
+    StartFailure(it->second, "ExitedBeforeReady", name + " " + message + " before Ready");
     inst.failed = true;
-    if (impl.metrics) impl.metrics->InstanceFailure(pool, "ExitedBeforeReady");
-    Record(it->second, "Warning", "ExitedBeforeReady", ps.failures.last_message);
   } else if (inst.busy()) {
     // Players were on it and nobody asked it to stop (a crash, a node lost
     // or drained): say so loudly.

@@ -149,6 +149,7 @@ class Controller {
   void Reconcile(const std::string& name);
   void Create(Entry& entry, int count);
   int LimitCreates(Entry& entry, int want, state::Plan& plan);
+  void StartFailure(Entry& entry, const char* reason, std::string message);
   void Probe(const std::string& pool, const std::string& name);
   void OnExit(const std::string& pool, const std::string& name, int exit_code, const std::string& message);
   // Liveness after Ready (see state/health.h).
