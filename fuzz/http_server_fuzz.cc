@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "operator/http/server.h"
@@ -42,7 +45,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   a.sin_family = AF_INET;
   a.sin_port = htons(f.port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) __builtin_trap();
+  // A connect can fail for reasons of the machine, not of the server (a
+  // full accept queue while the io loop is not running, ports in
+  // TIME_WAIT after a long CI run): the loop runs and it is tried again.
+  int tries = 0;
+  while (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (++tries == 100) {
+      std::fprintf(stderr, "http_server_fuzz: connect: %s\n", std::strerror(errno));
+      __builtin_trap();
+    }
+    ::close(fd);
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    f.io.restart();
+    f.io.run_for(std::chrono::milliseconds(10));
+  }
   ::fcntl(fd, F_SETFL, O_NONBLOCK);
   std::size_t sent = 0;
   bool eof = false;
