@@ -66,28 +66,31 @@ EchoServer::EchoServer(net::io_context& io) : impl_(std::make_shared<Impl>(io)) 
 EchoServer::~EchoServer() { Stop(); }
 
 std::optional<std::string> EchoServer::Start(const std::string& address,
-                                             std::uint16_t port) {
+                                             std::uint16_t port, bool with_tcp) {
   boost::system::error_code ec;
   auto addr = net::ip::make_address(address, ec);
   if (ec) return "invalid address '" + address + "'";
-  tcp::endpoint ep(addr, port);
-  impl_->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(ep, ec);
-  if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return "game port tcp " + std::to_string(port) + ": " + ec.message();
-  udp::endpoint uep(addr, impl_->acceptor.local_endpoint().port());
+  if (with_tcp) {
+    tcp::endpoint ep(addr, port);
+    impl_->acceptor.open(ep.protocol(), ec);
+    if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) impl_->acceptor.bind(ep, ec);
+    if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return "game port tcp " + std::to_string(port) + ": " + ec.message();
+    port = impl_->acceptor.local_endpoint().port();
+  }
+  udp::endpoint uep(addr, port);
   impl_->udp_socket.open(uep.protocol(), ec);
   if (!ec) impl_->udp_socket.bind(uep, ec);
   if (ec) return "game port udp " + std::to_string(uep.port()) + ": " + ec.message();
-  impl_->Accept();
+  if (with_tcp) impl_->Accept();
   impl_->Receive();
   return std::nullopt;
 }
 
 std::uint16_t EchoServer::port() const {
   boost::system::error_code ec;
-  auto ep = impl_->acceptor.local_endpoint(ec);
+  auto ep = impl_->udp_socket.local_endpoint(ec);
   return ec ? 0 : ep.port();
 }
 

@@ -17,9 +17,10 @@ class EchoServer {
  public:
   explicit EchoServer(boost::asio::io_context& io);
   ~EchoServer();
-  // Listens on TCP and UDP `port` (0: any; UDP then takes the TCP port).
+  // Listens on TCP and UDP `port` (0: any; UDP then takes the TCP port);
+  // on UDP only when `tcp` is false (the TCP port is the control API's).
   std::optional<std::string> Start(const std::string& address,
-                                   std::uint16_t port);
+                                   std::uint16_t port, bool tcp = true);
   std::uint16_t port() const;
   void Stop();
 

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
                  "Reservation API port (0: any free port)")
       ->envname("MM_CONTROL_PORT")
       ->capture_default_str();
-  app.add_option("--game-port", game_port, "TCP+UDP echo port (0: any free port)")
+  app.add_option("--game-port", game_port,
+                 "TCP+UDP echo port (0: any free port; the control port: UDP echo, TCP is the control API)")
       ->envname("MM_PORT_GAME")
       ->capture_default_str();
   app.add_option("--capacity", capacity, "Client slots")
@@ -68,7 +69,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mm-gameserver: control port: %s\n", err->c_str());
     return 1;
   }
-  if (auto err = echo.Start(address, game_port)) {
+  // One port for both, as go-matchmaker's servers: TCP is the control API.
+  bool single_port = game_port != 0 && game_port == control.port();
+  if (auto err = echo.Start(address, game_port, !single_port)) {
     std::fprintf(stderr, "mm-gameserver: %s\n", err->c_str());
     return 1;
   }
