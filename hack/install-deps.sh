@@ -2,7 +2,8 @@
 # Installs exactly what matchmaker needs to build and test, from Debian
 # bookworm's packages. Idempotent; silent when everything is present.
 # (prometheus: its promtool checks the alert rules and /metrics in the tests;
-# clang and its libFuzzer runtime: the fuzz targets, hack/fuzz.sh.)
+# clang and its libFuzzer runtime: the fuzz targets, hack/fuzz.sh;
+# docker-registry: the registry the pull e2e tests push to and pull from.)
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,7 @@ packages=(
   prometheus-cpp-dev libfyaml-dev
   openssl
   prometheus
+  docker-registry
 )
 
 missing=()

@@ -71,6 +71,7 @@ const json::value& Sub(const json::value& v, std::string_view key) {
 Template TemplateFromJson(const json::value& t) {
   Template out;
   Read(t, "image", out.image);
+  Read(t, "imagePullPolicy", out.imagePullPolicy);
   Read(t, "command", out.command);
   Read(t, "args", out.args);
   if (auto* env = Field(t, "env"); env && env->is_array()) {
@@ -109,6 +110,7 @@ Template TemplateFromJson(const json::value& t) {
 json::value ToJson(const Template& t) {
   json::object o;
   if (!t.image.empty()) o["image"] = t.image;
+  if (!t.imagePullPolicy.empty()) o["imagePullPolicy"] = t.imagePullPolicy;
   if (!t.command.empty()) o["command"] = Strings(t.command);
   if (!t.args.empty()) o["args"] = Strings(t.args);
   if (!t.env.empty()) {
@@ -252,7 +254,11 @@ std::string ToJsonText(const ServerPool& pool) {
 }
 
 std::string TemplateHash(const Template& templ) {
-  std::string canonical = json::serialize(ToJson(templ));
+  // How the image is fetched is not what runs: a pull policy change rolls
+  // nothing (and hashes stay those of pools written before the field).
+  Template what_runs = templ;
+  what_runs.imagePullPolicy.clear();
+  std::string canonical = json::serialize(ToJson(what_runs));
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : canonical) {
     h ^= c;

@@ -41,6 +41,7 @@ struct Placement {
 
 struct Template {
   std::string image;
+  std::string imagePullPolicy = "IfNotPresent";  // IfNotPresent | Always | Never
   std::vector<std::string> command;
   std::vector<std::string> args;
   std::vector<EnvVar> env;

@@ -82,6 +82,7 @@ struct Flags {
   std::string admin_listen = "127.0.0.1:3001";
   std::string public_address = "127.0.0.1";
   std::string auth = "header";
+  std::string registry_auth_file;
   std::string jwt_secret_file;
   std::string jwt_public_key_file;
   std::string jwt_audience;
@@ -196,6 +197,9 @@ int main(int argc, char** argv) {
   app.add_option("--control-network", f.control_network,
                  "docker, swarm: reach control ports at container (task) addresses on this network, which matchmakerd is on; they are then not published")
       ->envname("MM_CONTROL_NETWORK");
+  app.add_option("--registry-auth-file", f.registry_auth_file,
+                 "docker, swarm: registry credentials for image pulls, Docker's config.json format; re-read on SIGHUP")
+      ->envname("MM_REGISTRY_AUTH_FILE");
   app.add_option("--docker-resync-ms", f.docker_resync_ms, "docker: full container list compare period (tests)")
       ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
@@ -343,14 +347,29 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Registry credentials: read now (a bad file stops the start), again on
+  // SIGHUP (a bad file then keeps the credentials in use).
+  std::shared_ptr<mm::backend::RegistryAuth> registry_auth;
+  if (!f.registry_auth_file.empty()) {
+    auto loaded = mm::backend::RegistryAuth::Load(f.registry_auth_file);
+    if (auto* err = std::get_if<std::string>(&loaded)) {
+      std::fprintf(stderr, "matchmakerd: --registry-auth-file: %s\n", err->c_str());
+      return 2;
+    }
+    registry_auth = std::make_shared<mm::backend::RegistryAuth>(std::get<mm::backend::RegistryAuth>(std::move(loaded)));
+    spdlog::info("registry credentials for {} registr{} from {}", registry_auth->size(),
+                 registry_auth->size() == 1 ? "y" : "ies", f.registry_auth_file);
+  }
+  mm::backend::EngineOptions engine{.docker_host = f.docker_host,
+                                    .ping = std::chrono::milliseconds(f.docker_ping_ms),
+                                    .auth = registry_auth};
   if (f.backend == "swarm") {
     try {
       backend_ptr = std::make_unique<mm::backend::SwarmBackend>(
-          io, mm::backend::SwarmOptions{.docker_host = f.docker_host,
+          io, mm::backend::SwarmOptions{.engine = engine,
                                         .service = {.owner = *owner,
                                                     .control_network = f.control_network,
-                                                    .grace = std::chrono::milliseconds(f.stop_grace_ms)},
-                                        .ping = std::chrono::milliseconds(f.docker_ping_ms)});
+                                                    .grace = std::chrono::milliseconds(f.stop_grace_ms)}});
     } catch (const std::invalid_argument& e) {
       std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());
       return 2;
@@ -358,13 +377,12 @@ int main(int argc, char** argv) {
   } else if (f.backend == "docker") {
     try {
       backend_ptr = std::make_unique<mm::backend::DockerBackend>(
-          io, mm::backend::DockerOptions{.docker_host = f.docker_host,
+          io, mm::backend::DockerOptions{.engine = engine,
                                          .container = {.owner = *owner,
                                                        .publish_ip = f.publish_ip,
                                                        .control_network = f.control_network,
                                                        .public_address = f.public_address},
                                          .grace = std::chrono::milliseconds(f.stop_grace_ms),
-                                         .ping = std::chrono::milliseconds(f.docker_ping_ms),
                                          .resync = std::chrono::milliseconds(f.docker_resync_ms)});
     } catch (const std::invalid_argument& e) {
       std::fprintf(stderr, "matchmakerd: --docker-host: %s\n", e.what());
@@ -426,6 +444,26 @@ int main(int argc, char** argv) {
     });
   }
 
+  boost::asio::signal_set hangups(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangups.async_wait([&](auto ec, int) {
+      if (ec) return;
+      if (registry_auth) {
+        auto loaded = mm::backend::RegistryAuth::Load(f.registry_auth_file);
+        if (auto* err = std::get_if<std::string>(&loaded)) {
+          spdlog::error("SIGHUP: --registry-auth-file: {}; keeping the credentials in use", *err);
+        } else {
+          *registry_auth = std::get<mm::backend::RegistryAuth>(std::move(loaded));
+          spdlog::info("SIGHUP: registry credentials for {} registr{} from {}", registry_auth->size(),
+                       registry_auth->size() == 1 ? "y" : "ies", f.registry_auth_file);
+        }
+      } else {
+        spdlog::info("SIGHUP: nothing to reload (no --registry-auth-file)");
+      }
+      on_hangup();
+    });
+  };
+  on_hangup();
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](auto ec, int sig) {
     if (ec) return;
@@ -435,6 +473,7 @@ int main(int argc, char** argv) {
     auto bound = StopBound(controller);
     spdlog::info("signal {}: stopping: finishing in-flight requests (at most {} ms; instances keep running)", sig,
                  bound.count());
+    hangups.cancel();
     client_server.Stop();
     admin_server.Stop();
     controller.Stop();

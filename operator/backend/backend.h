@@ -40,6 +40,15 @@ struct ExitEvent {
 
 using CreateResult = std::variant<Placement, std::string /*error*/>;
 
+// Something a backend did for a pool that its operators should see among
+// the pool's events (image pulls).
+struct PoolEvent {
+  std::string pool;
+  std::string type;  // Normal | Warning
+  std::string reason;
+  std::string message;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -71,6 +80,8 @@ class Backend {
   virtual std::string UnavailableReason() const { return ""; }
   // Called when Available() changes.
   virtual void OnAvailabilityChange(std::function<void(bool)> handler) { (void)handler; }
+  // Called with events for a pool's event list.
+  virtual void OnPoolEvent(std::function<void(PoolEvent)> handler) { (void)handler; }
 };
 
 }  // namespace mm::backend

@@ -80,6 +80,13 @@ bool Owned(const json::value* labels, const std::string& owner) {
          w->get_string() == owner;
 }
 
+bool ControlIsAGamePort(const api::Template& t) {
+  for (const auto& p : t.ports) {
+    if (p.containerPort == t.controlPort && (p.protocol.empty() || p.protocol == "tcp")) return true;
+  }
+  return false;
+}
+
 std::optional<std::string> ExtraNetwork(const InstanceSpec& spec, const ContainerOptions& opts) {
   if (opts.control_network.empty() || spec.templ.network.empty() || spec.templ.network == opts.control_network) {
     return std::nullopt;
@@ -116,7 +123,7 @@ json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOption
   }
   auto control = PortKey(t.controlPort, "tcp");
   exposed[control] = json::object{};
-  if (opts.control_network.empty()) {
+  if (opts.control_network.empty() && !ControlIsAGamePort(t)) {
     // The operator alone talks to the control port: loopback only.
     bindings[control] = json::array{json::object{{"HostIp", "127.0.0.1"}, {"HostPort", ""}}};
   }
@@ -146,7 +153,10 @@ std::variant<Placement, std::string> PlacementFromInspect(const json::value& ins
     p.ports[port.name] = host_port;
   }
   if (opts.control_network.empty()) {
-    p.control_host = "127.0.0.1";
+    // Published on loopback; or, when it is a game port, on publish_ip,
+    // where loopback reaches it unless publish_ip is one address.
+    bool any = opts.publish_ip.empty() || opts.publish_ip == "0.0.0.0" || opts.publish_ip == "::";
+    p.control_host = ControlIsAGamePort(spec.templ) && !any ? opts.publish_ip : "127.0.0.1";
     p.control_port = HostPort(inspect, PortKey(spec.templ.controlPort, "tcp"));
     if (p.control_port == 0) return std::string("control port is not published");
   } else {

@@ -45,6 +45,11 @@ boost::json::array ExpandedArray(const std::vector<std::string>& list, const std
 // MM_CONTROL_PORT, MM_PORT_<NAME> (container-side ports), MM_POOL, MM_INSTANCE.
 std::map<std::string, std::string> InstanceEnv(const InstanceSpec& spec);
 
+// True when a TCP game port is the control port (one port for both, as in
+// go-matchmaker's default): it is published once, where game ports are, and
+// the operator reaches the control API through that same binding.
+bool ControlIsAGamePort(const api::Template& t);
+
 // The body of POST /containers/create for `spec`.
 boost::json::object ContainerCreateBody(const InstanceSpec& spec, const ContainerOptions& opts);
 

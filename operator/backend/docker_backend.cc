@@ -10,7 +10,6 @@
 #include <stdexcept>
 
 #include "api/reservation/client_id.h"
-#include "operator/backend/engine_link.h"
 #include "operator/docker/client.h"
 
 namespace mm::backend {
@@ -25,48 +24,28 @@ std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
 
 }  // namespace
 
-struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
+struct DockerBackend::Impl : EngineCore, std::enable_shared_from_this<DockerBackend::Impl> {
   struct Tracked {
     std::string pool;
     std::string name;
     std::uint64_t seq = 0;  // when it was tracked or started (see Resync)
   };
 
-  Impl(net::io_context& io, DockerOptions o)
-      : io(io), opts(std::move(o)),
-        link(std::make_shared<EngineLink>(
-            io, opts.docker_host,
-            EngineLink::Options{.timeout = opts.timeout, .ping = opts.ping, .ping_timeout = opts.ping_timeout})),
-        resync_timer(io) {}
+  Impl(net::io_context& io, DockerOptions o) : EngineCore(io, o.engine), opts(std::move(o)), resync_timer(io) {}
 
-  net::io_context& io;
   DockerOptions opts;
-  std::shared_ptr<EngineLink> link;
   std::map<std::string, Tracked> tracked;  // container id -> instance
   std::map<std::string, std::string> ids;  // instance name -> container id
   std::set<std::string> creating;          // names with a create in flight
   std::uint64_t track_seq = 0;
   std::set<std::string> doomed;            // removed while being created
-  std::function<void(ExitEvent)> on_exit;
-  std::function<void(bool)> on_availability;
-  bool closed = false;
   bool adopted = false;  // Adopt() finished: resyncs may run
   net::steady_timer resync_timer;
 
-  // Calls run only while this backend exists.
-  void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
-            std::chrono::milliseconds timeout = {}) {
-    link->Call(std::move(method), std::move(target), std::move(body),
-               [weak = weak_from_this(), done = std::move(done)](Result r) {
-                 if (weak.lock() && done) done(std::move(r));
-               },
-               timeout);
-  }
-
-  void Availability(bool up) {
-    if (on_availability) on_availability(up);
+  void AvailabilityChanged(bool up) override {
     if (up && adopted) Resync();  // what changed (or was left half-made) meanwhile
   }
+  void Close() override { resync_timer.cancel(); }
 
   void Track(const std::string& id, std::string pool, std::string name) {
     if (!name.empty()) ids[name] = id;
@@ -86,7 +65,7 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
     if (it == tracked.end()) return;
     ExitEvent ev{it->second.pool, it->second.name, code, std::move(message)};
     Untrack(id);
-    if (on_exit && !ev.name.empty()) on_exit(ev);  // nameless: an orphan we stopped
+    Exit(std::move(ev));  // nameless: an orphan we stopped, not reported
     Delete(id);
   }
 
@@ -125,7 +104,76 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
              self->Stop(id, attempt + 1);
            });
          },
-         opts.grace + opts.timeout);
+         opts.grace + opts.engine.timeout);
+  }
+
+  using Finish = std::function<void(CreateResult)>;
+  // POST /containers/create, connect, start, inspect; a missing image is
+  // pulled first when `may_pull`.
+  void CreateContainer(const InstanceSpec& spec, bool may_pull, Finish finish) {
+    Call("POST", "/containers/create?name=" + Enc(spec.name), ContainerCreateBody(spec, opts.container),
+         [weak = weak_from_this(), spec, finish, may_pull](Result r) mutable {
+           auto self = weak.lock();
+           if (!self) return;
+           if (!r.ok()) {
+             if (r.code == Errc::kNoSuchImage && may_pull) {
+               // IfNotPresent: pulled now, then created once more.
+               return self->Pull(spec.templ.image, spec.pool, [weak, spec, finish](std::string error) mutable {
+                 auto self = weak.lock();
+                 if (!self) return;
+                 if (!error.empty()) return finish("pull image " + spec.templ.image + ": " + error);
+                 self->CreateContainer(spec, false, std::move(finish));
+               });
+             }
+             if (r.code == Errc::kNoSuchImage) {
+               bool never = spec.templ.imagePullPolicy == "Never";
+               return finish("image \"" + spec.templ.image + "\" is not on the engine" +
+                             (never ? " and imagePullPolicy is Never: build or load it there"
+                                    : " even after a pull"));
+             }
+             return finish("create container: " + r.message);
+           }
+           std::string id = JsonString(r.body, {"Id"});
+           if (id.empty()) return finish(std::string("create container: engine answered without an Id"));
+           self->Track(id, spec.pool, spec.name);
+           auto fail = [weak, id, finish](std::string why) mutable {
+             if (auto self = weak.lock()) {
+               self->Untrack(id);
+               self->Delete(id);
+             }
+             finish(std::move(why));
+           };
+           auto inspect = [weak, id, spec, finish, fail]() mutable {
+             auto self = weak.lock();
+             if (!self) return;
+             self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr,
+                        [weak, spec, finish, fail](Result r) mutable {
+                          auto self = weak.lock();
+                          if (!self) return;
+                          if (!r.ok()) return fail("inspect container: " + r.message);
+                          auto placed = PlacementFromInspect(r.body, spec, self->opts.container);
+                          if (auto* err = std::get_if<std::string>(&placed)) return fail(*err);
+                          finish(std::get<Placement>(placed));
+                        });
+           };
+           auto start = [weak, id, inspect, fail]() mutable {
+             auto self = weak.lock();
+             if (!self) return;
+             self->Call("POST", "/containers/" + Enc(id) + "/start", nullptr,
+                        [inspect, fail](Result r) mutable {
+                          if (!r.ok() && r.code != Errc::kNotModified) return fail("start container: " + r.message);
+                          inspect();
+                        });
+           };
+           if (auto extra = ExtraNetwork(spec, self->opts.container)) {
+             return self->Call("POST", "/networks/" + Enc(*extra) + "/connect", json::object{{"Container", id}},
+                               [start, fail, net = *extra](Result r) mutable {
+                                 if (!r.ok()) return fail("connect to network " + net + ": " + r.message);
+                                 start();
+                               });
+           }
+           start();
+         });
   }
 
   void Watch() {
@@ -200,32 +248,16 @@ struct DockerBackend::Impl : std::enable_shared_from_this<DockerBackend::Impl> {
 };
 
 DockerBackend::DockerBackend(net::io_context& io, DockerOptions options)
-    : impl_(std::make_shared<Impl>(io, std::move(options))) {
-  impl_->link->on_availability = [weak = std::weak_ptr(impl_)](bool up) {
-    if (auto self = weak.lock()) self->Availability(up);
-  };
-}
+    : DockerBackend(std::make_shared<Impl>(io, std::move(options))) {}
 
-DockerBackend::~DockerBackend() {
-  impl_->closed = true;
-  impl_->resync_timer.cancel();
-  impl_->link->Close();
-}
+DockerBackend::DockerBackend(std::shared_ptr<Impl> impl) : EngineBackend(impl), impl_(std::move(impl)) {}
 
-void DockerBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
-bool DockerBackend::Available() const { return impl_->link->available(); }
-std::string DockerBackend::UnavailableReason() const {
-  return impl_->link->available() ? "" : impl_->link->reason();
-}
-void DockerBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
-  impl_->on_availability = std::move(handler);
-}
+DockerBackend::~DockerBackend() = default;
 
 void DockerBackend::Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) {
   auto& impl = *impl_;
   impl.creating.insert(spec.name);
-  auto body = ContainerCreateBody(spec, impl.opts.container);
-  auto finish = [weak = std::weak_ptr(impl_), spec, done = std::move(done)](CreateResult result) mutable {
+  Impl::Finish finish = [weak = std::weak_ptr(impl_), spec, done = std::move(done)](CreateResult result) mutable {
     auto self = weak.lock();
     if (!self) return;
     self->creating.erase(spec.name);
@@ -240,58 +272,17 @@ void DockerBackend::Create(const InstanceSpec& spec, std::function<void(CreateRe
       if (auto id = self->ids.find(spec.name); id != self->ids.end()) self->Stop(id->second);
     }
   };
-  impl.Call("POST", "/containers/create?name=" + Enc(spec.name), std::move(body),
-            [weak = std::weak_ptr(impl_), spec, finish](Result r) mutable {
-              auto self = weak.lock();
-              if (!self) return;
-              if (!r.ok()) {
-                if (r.code == Errc::kNoSuchImage) {
-                  return finish("image \"" + spec.templ.image +
-                                "\" is not on the engine: build or load it there (matchmakerd never pulls images)");
-                }
-                return finish("create container: " + r.message);
-              }
-              std::string id = JsonString(r.body, {"Id"});
-              if (id.empty()) return finish(std::string("create container: engine answered without an Id"));
-              self->Track(id, spec.pool, spec.name);
-              auto fail = [weak, id, finish](std::string why) mutable {
-                if (auto self = weak.lock()) {
-                  self->Untrack(id);
-                  self->Delete(id);
-                }
-                finish(std::move(why));
-              };
-              auto inspect = [weak, id, spec, finish, fail]() mutable {
-                auto self = weak.lock();
-                if (!self) return;
-                self->Call("GET", "/containers/" + Enc(id) + "/json", nullptr,
-                           [weak, spec, finish, fail](Result r) mutable {
-                             auto self = weak.lock();
-                             if (!self) return;
-                             if (!r.ok()) return fail("inspect container: " + r.message);
-                             auto placed = PlacementFromInspect(r.body, spec, self->opts.container);
-                             if (auto* err = std::get_if<std::string>(&placed)) return fail(*err);
-                             finish(std::get<Placement>(placed));
-                           });
-              };
-              auto start = [weak, id, inspect, fail]() mutable {
-                auto self = weak.lock();
-                if (!self) return;
-                self->Call("POST", "/containers/" + Enc(id) + "/start", nullptr,
-                           [inspect, fail](Result r) mutable {
-                             if (!r.ok() && r.code != Errc::kNotModified) return fail("start container: " + r.message);
-                             inspect();
-                           });
-              };
-              if (auto extra = ExtraNetwork(spec, self->opts.container)) {
-                return self->Call("POST", "/networks/" + Enc(*extra) + "/connect", json::object{{"Container", id}},
-                                  [start, fail, net = *extra](Result r) mutable {
-                                    if (!r.ok()) return fail("connect to network " + net + ": " + r.message);
-                                    start();
-                                  });
-              }
-              start();
-            });
+  const auto& policy = spec.templ.imagePullPolicy;
+  if (policy == "Always") {
+    return impl.Pull(spec.templ.image, spec.pool,
+                     [weak = std::weak_ptr(impl_), spec, finish = std::move(finish)](std::string error) mutable {
+                       auto self = weak.lock();
+                       if (!self) return;
+                       if (!error.empty()) return finish("pull image " + spec.templ.image + ": " + error);
+                       self->CreateContainer(spec, false, std::move(finish));
+                     });
+  }
+  impl.CreateContainer(spec, policy != "Never", std::move(finish));
 }
 
 void DockerBackend::Remove(const state::Instance& instance) {
@@ -304,7 +295,7 @@ void DockerBackend::Remove(const state::Instance& instance) {
   if (auto it = impl.ids.find(instance.name); it != impl.ids.end()) id = it->second;
   if (id.empty() || !impl.tracked.contains(id)) {
     net::post(impl.io, [weak = std::weak_ptr(impl_), pool = instance.pool, name = instance.name] {
-      if (auto self = weak.lock(); self && self->on_exit) self->on_exit(ExitEvent{pool, name, -1, "not running"});
+      if (auto self = weak.lock()) self->Exit(ExitEvent{pool, name, -1, "not running"});
     });
     return;
   }
@@ -424,9 +415,7 @@ struct AdoptJob : std::enable_shared_from_this<AdoptJob> {
     std::exchange(done, nullptr)(std::move(adopted));
     // What ended while we were away is reported once the rest is adopted.
     for (auto& [id, code, message] : ended) self->Exited(id, code, message);
-    for (const auto& g : gone) {
-      if (self->on_exit) self->on_exit(g);
-    }
+    for (const auto& g : gone) self->Exit(g);
     self->adopted = true;
     self->Watch();
     self->link->StartPing();

@@ -20,26 +20,19 @@
 #include <chrono>
 #include <memory>
 
-#include "operator/backend/backend.h"
 #include "operator/backend/container_spec.h"
-
-namespace boost::asio {
-class io_context;
-}
+#include "operator/backend/engine_backend.h"
 
 namespace mm::backend {
 
 struct DockerOptions {
-  std::string docker_host;  // "" = DOCKER_HOST, then the unix socket
+  EngineOptions engine;
   ContainerOptions container;
-  std::chrono::milliseconds grace{5000};    // stop: SIGTERM, then SIGKILL after this
-  std::chrono::milliseconds timeout{10'000};
-  std::chrono::milliseconds ping{2'000};          // how often the engine is asked
-  std::chrono::milliseconds ping_timeout{5'000};  // a busy engine may take seconds
+  std::chrono::milliseconds grace{5000};  // stop: SIGTERM, then SIGKILL after this
   std::chrono::milliseconds resync{30'000};
 };
 
-class DockerBackend : public Backend {
+class DockerBackend : public EngineBackend {
  public:
   // Throws std::invalid_argument on a malformed docker_host.
   DockerBackend(boost::asio::io_context& io, DockerOptions options);
@@ -50,14 +43,11 @@ class DockerBackend : public Backend {
   void Remove(const state::Instance& instance) override;
   void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
              std::function<void(Adopted)> done) override;
-  void OnExit(std::function<void(ExitEvent)> handler) override;
-  bool Available() const override;
-  std::string UnavailableReason() const override;
-  void OnAvailabilityChange(std::function<void(bool)> handler) override;
 
   struct Impl;
 
  private:
+  explicit DockerBackend(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
 

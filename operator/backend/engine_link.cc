@@ -37,7 +37,8 @@ void EngineLink::SetAvailable(bool up, std::string why) {
 }
 
 void EngineLink::Call(std::string method, std::string target, boost::json::value body,
-                      std::function<void(docker::Result)> done, std::chrono::milliseconds timeout) {
+                      std::function<void(docker::Result)> done, std::chrono::milliseconds timeout,
+                      docker::Client::Headers headers) {
   client_->Call(std::move(method), std::move(target), std::move(body),
                 [weak = weak_from_this(), done = std::move(done)](docker::Result r) {
                   auto self = weak.lock();
@@ -49,7 +50,7 @@ void EngineLink::Call(std::string method, std::string target, boost::json::value
                   }
                   if (done) done(std::move(r));
                 },
-                timeout);
+                timeout, std::move(headers));
 }
 
 void EngineLink::StartPing() { SchedulePing(); }

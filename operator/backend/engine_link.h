@@ -30,7 +30,8 @@ class EngineLink : public std::enable_shared_from_this<EngineLink> {
 
   // Like docker::Client::Call; `done` runs only while the link exists.
   void Call(std::string method, std::string target, boost::json::value body,
-            std::function<void(docker::Result)> done, std::chrono::milliseconds timeout = {});
+            std::function<void(docker::Result)> done, std::chrono::milliseconds timeout = {},
+            docker::Client::Headers headers = {});
   void StartPing();
   void Close();
 

@@ -60,7 +60,7 @@ json::object ServiceCreateBody(const InstanceSpec& spec, const ServiceOptions& o
                                     {"TargetPort", p.containerPort},
                                     {"PublishMode", "host"}});
   }
-  if (opts.control_network.empty()) {
+  if (opts.control_network.empty() && !ControlIsAGamePort(t)) {  // else published once, above
     ports.emplace_back(json::object{{"Protocol", "tcp"}, {"TargetPort", t.controlPort}, {"PublishMode", "host"}});
   }
 

@@ -10,7 +10,6 @@
 #include <stdexcept>
 
 #include "api/reservation/client_id.h"
-#include "operator/backend/engine_link.h"
 #include "operator/docker/client.h"
 
 namespace mm::backend {
@@ -26,7 +25,7 @@ std::string Enc(const std::string& s) { return reservation::PercentEncode(s); }
 
 }  // namespace
 
-struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
+struct SwarmBackend::Impl : EngineCore, std::enable_shared_from_this<SwarmBackend::Impl> {
   struct Service {
     std::string pool;
     std::string name;
@@ -37,16 +36,9 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
     bool removing = false;
   };
 
-  Impl(net::io_context& io, SwarmOptions o)
-      : io(io), opts(std::move(o)),
-        link(std::make_shared<EngineLink>(
-            io, opts.docker_host,
-            EngineLink::Options{.timeout = opts.timeout, .ping = opts.ping, .ping_timeout = opts.ping_timeout})),
-        poll_timer(io) {}
+  Impl(net::io_context& io, SwarmOptions o) : EngineCore(io, o.engine), opts(std::move(o)), poll_timer(io) {}
 
-  net::io_context& io;
   SwarmOptions opts;
-  std::shared_ptr<EngineLink> link;
   std::map<std::string, Service> services;  // service id -> instance
   // Orphan services asked to be deleted; their tasks linger while they shut
   // down, and each orphan is removed (and logged) once, not on every poll.
@@ -55,22 +47,42 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
   std::set<std::string> posting;            // names whose create request is in flight
   std::set<std::string> doomed;             // removed while posting
   std::map<std::string, NodeView> nodes;
-  std::function<void(ExitEvent)> on_exit;
-  std::function<void(bool)> on_availability;
-  bool closed = false;
   bool poll_in_flight = false;
   bool poll_again = false;
   bool polled = false;  // the poll loop runs
   net::steady_timer poll_timer;
 
-  // Calls run only while this backend exists.
-  void Call(std::string method, std::string target, json::value body, std::function<void(Result)> done,
-            std::chrono::milliseconds timeout = {}) {
-    link->Call(std::move(method), std::move(target), std::move(body),
-               [weak = weak_from_this(), done = std::move(done)](Result r) {
-                 if (weak.lock() && done) done(std::move(r));
-               },
-               timeout);
+  void AvailabilityChanged(bool up) override {
+    if (up) PollSoon();
+  }
+  void Close() override { poll_timer.cancel(); }
+
+  // POST /services/create, with the credentials for the image's registry
+  // (workers pull with them) unless the pull policy is Never; `digest`
+  // pins the image when given.
+  void PostService(const InstanceSpec& spec, const std::string& digest, std::function<void(CreateResult)> done) {
+    auto body = ServiceCreateBody(spec, opts.service);
+    if (!digest.empty() && spec.templ.image.find('@') == std::string::npos) {
+      body["TaskTemplate"].as_object()["ContainerSpec"].as_object()["Image"] = spec.templ.image + "@" + digest;
+    }
+    auto headers = spec.templ.imagePullPolicy == "Never" ? docker::Client::Headers{} : AuthHeaders(spec.templ.image);
+    Call("POST", "/services/create", std::move(body),
+         [weak = weak_from_this(), spec, done = std::move(done)](Result r) mutable {
+           auto self = weak.lock();
+           if (!self) return;
+           self->posting.erase(spec.name);
+           bool doomed = self->doomed.erase(spec.name) > 0;
+           if (!r.ok()) return done("create service: " + r.message);
+           std::string id = JsonString(r.body, {"ID"});
+           if (id.empty()) return done(std::string("create service: engine answered without an ID"));
+           Service s{spec.pool, spec.name, spec, std::move(done)};
+           self->Track(id, std::move(s));
+           if (doomed) {
+             self->services[id].removing = true;
+             self->Ended(id, -1, "removed before it ran");
+           }
+         },
+         {}, std::move(headers));
   }
 
   std::string OwnedQuery() const {
@@ -99,7 +111,7 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
         return;
       }
     }
-    if (on_exit) on_exit(ExitEvent{s.pool, s.name, code, std::move(message)});
+    Exit(ExitEvent{s.pool, s.name, code, std::move(message)});
   }
 
   void DeleteService(const std::string& id) {
@@ -216,49 +228,35 @@ struct SwarmBackend::Impl : std::enable_shared_from_this<SwarmBackend::Impl> {
 };
 
 SwarmBackend::SwarmBackend(net::io_context& io, SwarmOptions options)
-    : impl_(std::make_shared<Impl>(io, std::move(options))) {
-  impl_->link->on_availability = [weak = std::weak_ptr(impl_)](bool up) {
-    auto self = weak.lock();
-    if (!self) return;
-    if (self->on_availability) self->on_availability(up);
-    if (up) self->PollSoon();
-  };
-}
+    : SwarmBackend(std::make_shared<Impl>(io, std::move(options))) {}
 
-SwarmBackend::~SwarmBackend() {
-  impl_->closed = true;
-  impl_->poll_timer.cancel();
-  impl_->link->Close();
-}
+SwarmBackend::SwarmBackend(std::shared_ptr<Impl> impl) : EngineBackend(impl), impl_(std::move(impl)) {}
 
-void SwarmBackend::OnExit(std::function<void(ExitEvent)> handler) { impl_->on_exit = std::move(handler); }
-bool SwarmBackend::Available() const { return impl_->link->available(); }
-std::string SwarmBackend::UnavailableReason() const {
-  return impl_->link->available() ? "" : impl_->link->reason();
-}
-void SwarmBackend::OnAvailabilityChange(std::function<void(bool)> handler) {
-  impl_->on_availability = std::move(handler);
-}
+SwarmBackend::~SwarmBackend() = default;
 
 void SwarmBackend::Create(const InstanceSpec& spec, std::function<void(CreateResult)> done) {
   auto& impl = *impl_;
   impl.posting.insert(spec.name);
-  impl.Call("POST", "/services/create", ServiceCreateBody(spec, impl.opts.service),
+  if (spec.templ.imagePullPolicy != "Always") return impl.PostService(spec, "", std::move(done));
+  // Always: the manager asks the registry for the image's digest now (with
+  // the credentials, so a refusal reads as the registry's) and pins it, so
+  // every node runs that very image.
+  std::string image = spec.templ.image;
+  impl.Call("GET", "/distribution/" + image + "/json", nullptr,
             [weak = std::weak_ptr(impl_), spec, done = std::move(done)](Result r) mutable {
               auto self = weak.lock();
               if (!self) return;
-              self->posting.erase(spec.name);
-              bool doomed = self->doomed.erase(spec.name) > 0;
-              if (!r.ok()) return done("create service: " + r.message);
-              std::string id = JsonString(r.body, {"ID"});
-              if (id.empty()) return done(std::string("create service: engine answered without an ID"));
-              Impl::Service s{spec.pool, spec.name, spec, std::move(done)};
-              self->Track(id, std::move(s));
-              if (doomed) {
-                self->services[id].removing = true;
-                self->Ended(id, -1, "removed before it ran");
+              std::string digest = JsonString(r.body, {"Descriptor", "digest"});
+              if (!r.ok() || digest.empty()) {
+                self->posting.erase(spec.name);
+                self->doomed.erase(spec.name);
+                std::string why = r.ok() ? "the registry named no digest" : r.message;
+                self->Event(spec.pool, "Warning", "PullFailed", "resolve image " + spec.templ.image + ": " + why);
+                return done("resolve image " + spec.templ.image + ": " + why);
               }
-            });
+              self->PostService(spec, digest, std::move(done));
+            },
+            impl.opts.engine.timeout, impl.AuthHeaders(image));
 }
 
 void SwarmBackend::Remove(const state::Instance& instance) {
@@ -272,7 +270,7 @@ void SwarmBackend::Remove(const state::Instance& instance) {
   auto it = impl.services.find(id);
   if (id.empty() || it == impl.services.end()) {
     net::post(impl.io, [weak = std::weak_ptr(impl_), pool = instance.pool, name = instance.name] {
-      if (auto self = weak.lock(); self && self->on_exit) self->on_exit(ExitEvent{pool, name, -1, "not running"});
+      if (auto self = weak.lock()) self->Exit(ExitEvent{pool, name, -1, "not running"});
     });
     return;
   }
@@ -366,9 +364,7 @@ void SwarmBackend::Adopt(const std::vector<const state::Instance*>& known_ptrs, 
       bool polling = self->poll_in_flight || self->polled;
       std::exchange(done, nullptr)(std::move(adopted));
       for (const auto& [id, name] : half_made) self->Ended(id, -1, "was still being created when matchmakerd stopped");
-      for (const auto& g : gone) {
-        if (self->on_exit) self->on_exit(g);
-      }
+      for (const auto& g : gone) self->Exit(g);
       if (!polling) self->Poll();
       self->Watch();
       self->link->StartPing();

@@ -19,26 +19,19 @@
 #include <chrono>
 #include <memory>
 
-#include "operator/backend/backend.h"
+#include "operator/backend/engine_backend.h"
 #include "operator/backend/service_spec.h"
-
-namespace boost::asio {
-class io_context;
-}
 
 namespace mm::backend {
 
 struct SwarmOptions {
-  std::string docker_host;
+  EngineOptions engine;
   ServiceOptions service;
-  std::chrono::milliseconds timeout{10'000};
-  std::chrono::milliseconds ping{2'000};
-  std::chrono::milliseconds ping_timeout{5'000};
   std::chrono::milliseconds poll{500};
   std::chrono::milliseconds pending_grace{5'000};
 };
 
-class SwarmBackend : public Backend {
+class SwarmBackend : public EngineBackend {
  public:
   // Throws std::invalid_argument on a malformed docker_host.
   SwarmBackend(boost::asio::io_context& io, SwarmOptions options);
@@ -49,14 +42,11 @@ class SwarmBackend : public Backend {
   void Remove(const state::Instance& instance) override;
   void Adopt(const std::vector<const state::Instance*>& known, const Templates& templates,
              std::function<void(Adopted)> done) override;
-  void OnExit(std::function<void(ExitEvent)> handler) override;
-  bool Available() const override;
-  std::string UnavailableReason() const override;
-  void OnAvailabilityChange(std::function<void(bool)> handler) override;
 
   struct Impl;
 
  private:
+  explicit SwarmBackend(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
 

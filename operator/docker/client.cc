@@ -109,12 +109,49 @@ std::string_view ToString(Errc code) {
   return "?";
 }
 
+namespace {
+
+// `body` as one JSON value per line, or nullopt when a line is not JSON.
+std::optional<json::array> JsonLines(std::string_view body) {
+  json::array out;
+  while (!body.empty()) {
+    auto nl = body.find('\n');
+    auto line = body.substr(0, nl);
+    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    if (ec) return std::nullopt;
+    out.push_back(std::move(v));
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 Result Classify(int status, std::string_view body) {
   Result r;
   r.status = status;
   if (!body.empty()) {
     boost::system::error_code ec;
     r.body = json::parse(body, ec);
+    if (ec && status >= 200 && status < 300) {
+      if (auto lines = JsonLines(body)) {
+        for (const auto& line : *lines) {
+          const auto* o = line.if_object();
+          const auto* e = o ? o->if_contains("error") : nullptr;
+          if (!e) continue;
+          r.code = Errc::kEngine;
+          r.message = e->is_string() ? std::string(e->get_string()) : json::serialize(*e);
+          r.body = std::move(*lines);
+          return r;
+        }
+        r.body = std::move(*lines);
+        return r;
+      }
+    }
     if (ec) {
       r.body = nullptr;
       if (status >= 200 && status < 300) {
@@ -222,7 +259,7 @@ Result Transport(std::string message, bool timeout) {
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(std::shared_ptr<Client::Impl> impl, std::string method, std::string target, std::string body,
-           std::chrono::milliseconds timeout, Client::Done done)
+           std::chrono::milliseconds timeout, Client::Done done, const Client::Headers& headers = {})
       : impl_(std::move(impl)), timeout_(timeout), done_(std::move(done)) {
     msg_.method_string(method);
     msg_.target(target);
@@ -230,6 +267,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     msg_.set(bhttp::field::host, impl_->opts.endpoint.unix_socket ? "docker" : impl_->opts.endpoint.host);
     msg_.set(bhttp::field::user_agent, "matchmakerd");
     msg_.keep_alive(true);
+    for (const auto& [name, value] : headers) msg_.set(name, value);
     if (!body.empty()) {
       msg_.set(bhttp::field::content_type, "application/json");
       msg_.body() = std::move(body);
@@ -470,14 +508,15 @@ Client::Client(net::io_context& io, ClientOptions options) : impl_(std::make_sha
 Client::~Client() { Close(); }
 
 void Client::Call(std::string method, std::string target, json::value body, Done done,
-                  std::chrono::milliseconds timeout) {
+                  std::chrono::milliseconds timeout, Headers headers) {
   if (timeout.count() <= 0) timeout = impl_->opts.timeout;
   std::string payload = body.is_null() ? std::string() : json::serialize(body);
   impl_->Negotiated([impl = impl_, method = std::move(method), target = std::move(target),
-                     payload = std::move(payload), done = std::move(done), timeout](std::optional<Result> failed) mutable {
+                     payload = std::move(payload), done = std::move(done), timeout,
+                     headers = std::move(headers)](std::optional<Result> failed) mutable {
     if (failed) return done(std::move(*failed));
     std::make_shared<Exchange>(impl, std::move(method), "/v" + impl->version + target, std::move(payload), timeout,
-                               std::move(done))
+                               std::move(done), headers)
         ->Start();
   });
 }

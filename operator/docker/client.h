@@ -74,7 +74,10 @@ struct Result {
   bool unavailable() const { return code == Errc::kUnreachable || code == Errc::kTimeout; }
 };
 
-// Turns an engine answer into a Result: pure.
+// Turns an engine answer into a Result: pure. A 2xx body of JSON lines
+// (the progress stream of a pull) becomes an array of those lines; a line
+// with an "error" makes the whole answer an error with that message, since
+// the engine reports a failure there after its 200 has been sent.
 Result Classify(int status, std::string_view body);
 
 // One /events message.
@@ -105,8 +108,10 @@ class Client {
   using Done = std::function<void(Result)>;
   // `method` `target` against /v<version><target>; `body` is sent as JSON
   // unless null. `done` runs once, on the io thread. timeout 0 = default.
+  // `headers` are added to the request (X-Registry-Auth).
+  using Headers = std::map<std::string, std::string>;
   void Call(std::string method, std::string target, boost::json::value body, Done done,
-            std::chrono::milliseconds timeout = {});
+            std::chrono::milliseconds timeout = {}, Headers headers = {});
   // The negotiated version ("1.41"), empty before the first answer.
   const std::string& api_version() const;
 

@@ -277,6 +277,12 @@ void Controller::Start() {
       if (up) Enqueue(name);
     }
   });
+  impl.backend.OnPoolEvent([this, alive = std::weak_ptr<bool>(impl_->alive)](backend::PoolEvent ev) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    if (auto it = impl_->pools.find(ev.pool); it != impl_->pools.end()) {
+      Record(it->second, ev.type, ev.reason, ev.message);
+    }
+  });
   backend::Backend::Templates templates;
   for (const auto& [name, e] : impl.pools) templates[name] = e.state->pool().spec.templ;
   impl.backend.Adopt(known, templates, [this, alive = std::weak_ptr<bool>(impl_->alive),

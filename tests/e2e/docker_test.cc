@@ -17,6 +17,7 @@
 
 #include "tests/support/engine.h"
 #include "tests/support/operator.h"
+#include "tests/support/registry.h"
 
 namespace mm::testing {
 namespace {
@@ -121,6 +122,128 @@ TEST_F(DockerE2E, WarmContainersServeAllocationsOnTheirGamePort) {
   }
   // Warm refilled: the allocated one is busy, three idle again.
   EXPECT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 3; }, 60s));
+}
+
+// go-matchmaker's default server: one TCP port for the game and the control
+// API. It is published once, on --publish-ip (not narrowed to loopback by
+// the control binding), and the operator talks to it there.
+TEST_F(DockerE2E, ASinglePortServerIsPublishedOnceOnThePublishAddress) {
+  DockerOperator op("oneport");
+  ASSERT_TRUE(op.Operator::Start({"--backend", "docker", "--publish-ip", "0.0.0.0"}));
+  std::string pool = ContainerPool("eu", 1);
+  pool.replace(pool.find("containerPort: 7777"), std::string("containerPort: 7777").size(), "containerPort: 3000");
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", pool).status, 201) << pool;
+  ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 1); }, 60s)) << op.Call("GET", std::string(kPools) + "/eu").body;
+  auto id = *op.Containers().begin();
+  auto ports = json::parse(Docker({"inspect", "--format", "{{json .NetworkSettings.Ports}}", id}).out);
+  for (const auto& [key, bindings] : ports.as_object()) {  // the image EXPOSEs 7777: listed, unbound
+    if (key != "3000/tcp") {
+      EXPECT_TRUE(bindings.is_null()) << ports;
+    }
+  }
+  int published = 0;
+  for (const auto& b : ports.at("3000/tcp").as_array()) {
+    EXPECT_NE(b.at("HostIp").as_string(), "127.0.0.1") << ports;  // the control binding used to win
+    int port = std::atoi(std::string(b.at("HostPort").as_string()).c_str());
+    if (published == 0) published = port;
+    EXPECT_EQ(port, published) << ports;
+  }
+  ASSERT_GT(published, 0);
+  auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  auto doc = json::parse(a.body);
+  EXPECT_EQ(doc.at("ports").at("game").as_int64(), published);
+  EXPECT_EQ(doc.at("address").as_string(), "127.0.0.1:" + std::to_string(published));
+  bool found = false;
+  for (const auto& i : op.Instances("eu")) {  // the warm one refilled is another
+    if (i.at("name").as_string() != doc.at("instance").as_string()) continue;
+    found = true;
+    EXPECT_EQ(i.at("controlPort").as_int64(), published);
+  }
+  EXPECT_TRUE(found);
+  // The server's own view, through the one published port.
+  auto r = http::HttpCall(static_cast<std::uint16_t>(published), "GET", "/reservation/alice");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+// The pool's events with `reason`, as "type reason: message" lines.
+std::vector<std::string> EventsOf(DockerOperator& op, const std::string& pool, const std::string& reason) {
+  std::vector<std::string> out;
+  auto doc = json::parse(op.Call("GET", std::string(kPools) + "/" + pool + "/events").body);
+  for (const auto& e : doc.at("items").as_array()) {
+    if (e.at("reason").as_string() != reason) continue;
+    out.push_back(std::string(e.at("type").as_string()) + " " + reason + ": " + std::string(e.at("message").as_string()));
+  }
+  return out;
+}
+
+std::string WithPullPolicy(std::string pool, const std::string& policy) {
+  return pool + "    imagePullPolicy: " + policy + "\n";
+}
+
+// go-matchmaker pulls IMAGE_TO_PULL with a registry user and password; so do
+// we, from a real registry with htpasswd auth: the right credentials pull
+// the image once for every instance waiting on it, wrong ones are the
+// registry's refusal as a Degraded pool with backoff, Never never pulls.
+TEST_F(DockerE2E, ImagesArePulledWithRegistryCredentialsOncePerImage) {
+  std::string error;
+  auto registry = Registry::Start(&error);
+  ASSERT_TRUE(registry) << error;
+  ASSERT_EQ(registry->Push(kImage, "mm/gameserver:e2e"), "");
+  std::string image = registry->host() + "/mm/gameserver:e2e";
+  Docker({"rmi", image});  // only the registry has it now
+  ASSERT_NE(Docker({"image", "inspect", image}).exit_code, 0);
+
+  {
+    DockerOperator op("pull-ok");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->auth_file()}));
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", WithPullPolicy(ContainerPool("eu", 3, 10, image), "Always")).status,
+              201);
+    ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 3); }, 90s))
+        << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    EXPECT_EQ(Docker({"image", "inspect", image}).exit_code, 0) << "the engine has the image now";
+    // Three creates, one pull.
+    auto pulled = EventsOf(op, "eu", "Pulled");
+    EXPECT_EQ(pulled.size(), 1u) << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    auto pulling = EventsOf(op, "eu", "Pulling");
+    ASSERT_EQ(pulling.size(), 1u);
+    EXPECT_NE(pulling[0].find("with the credentials for " + registry->host()), std::string::npos) << pulling[0];
+    auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+    EXPECT_EQ(a.status, 200) << a.body;
+  }
+  Docker({"rmi", image});
+  {
+    DockerOperator op("pull-wrong");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->wrong_auth_file()}));
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", WithPullPolicy(ContainerPool("eu", 2, 10, image), "Always")).status,
+              201);
+    std::string reason;
+    ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded", &reason) == "True"; }, 30s))
+        << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    auto pool = op.Call("GET", std::string(kPools) + "/eu").body;
+    EXPECT_NE(pool.find("unauthorized"), std::string::npos) << "the registry's reason: " << pool;
+    auto failed = EventsOf(op, "eu", "PullFailed");
+    ASSERT_FALSE(failed.empty());
+    EXPECT_EQ(failed[0].rfind("Warning PullFailed: pull image " + image + ": ", 0), 0u) << failed[0];
+    EXPECT_EQ(failed[0].find("not-the-password"), std::string::npos) << "credentials are never shown";
+    // Backoff, not a pull loop.
+    std::this_thread::sleep_for(4s);
+    EXPECT_LE(EventsOf(op, "eu", "PullFailed").size(), 6u);
+    EXPECT_TRUE(op.Containers(true).empty());
+    auto log = op.process()->output();
+    EXPECT_EQ(log.find("not-the-password"), std::string::npos);
+  }
+  {
+    DockerOperator op("pull-never");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->auth_file()}));
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", WithPullPolicy(ContainerPool("eu", 1, 10, image), "Never")).status,
+              201);
+    ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded") == "True"; }, 30s));
+    auto pool = op.Call("GET", std::string(kPools) + "/eu").body;
+    EXPECT_NE(pool.find("imagePullPolicy is Never"), std::string::npos) << pool;
+    EXPECT_TRUE(EventsOf(op, "eu", "Pulling").empty());
+    EXPECT_NE(Docker({"image", "inspect", image}).exit_code, 0) << "Never pulled anyway";
+  }
 }
 
 // Twenty containers created at once while the backend compares the engine's
@@ -364,12 +487,14 @@ TEST_F(DockerE2E, ACrashLoopAfterReadyBacksOffAndDegrades) {
 TEST_F(DockerE2E, AMissingImageIsAPoolConditionNotACrashNorACreateLoop) {
   DockerOperator op("noimage");
   ASSERT_TRUE(op.Start());
+  // Never: tests talk to no registry but their own on 127.0.0.1.
   ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu",
-                    ContainerPool("eu", 2, 10, "matchmaker/not-built-here:none")).status, 201);
+                    WithPullPolicy(ContainerPool("eu", 2, 10, "matchmaker/not-built-here:none"), "Never")).status, 201);
   std::string reason;
   ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded", &reason) == "True"; }, 30s));
   auto pool = op.Call("GET", std::string(kPools) + "/eu").body;
-  EXPECT_NE(pool.find("is not on the engine: build or load it there"), std::string::npos) << pool;
+  EXPECT_NE(pool.find("is not on the engine and imagePullPolicy is Never: build or load it there"), std::string::npos)
+      << pool;
   // Backoff, not a loop: over three seconds only a handful of attempts.
   std::this_thread::sleep_for(3s);
   auto metrics = op.Call("GET", "/metrics").body;

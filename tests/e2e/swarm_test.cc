@@ -12,6 +12,7 @@
 
 #include "tests/support/engine.h"
 #include "tests/support/operator.h"
+#include "tests/support/registry.h"
 
 namespace mm::testing {
 namespace {
@@ -229,6 +230,44 @@ TEST_F(SwarmE2E, ADrainedNodeEndsItsInstancesLoudlyAndTheyReturnWithIt) {
   ASSERT_EQ(Docker({"node", "update", "--availability", "active", node}).exit_code, 0);
   EXPECT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 2; }, 90s))
       << op.Mmctl({"describe", "pool", "eu"}).out;
+}
+
+// Workers pull private images with the credentials the service create
+// carries (X-Registry-Auth); with Always the manager resolves the digest
+// first, pins it, and a refusal is the registry's own words.
+TEST_F(SwarmE2E, ServicesCarryRegistryCredentialsAndPinTheDigest) {
+  std::string error;
+  auto registry = Registry::Start(&error);
+  ASSERT_TRUE(registry) << error;
+  ASSERT_EQ(registry->Push(kImage, "mm/gameserver:swarm-e2e"), "");
+  std::string image = registry->host() + "/mm/gameserver:swarm-e2e";
+  Docker({"rmi", image});
+  auto pool = ServicePool("eu", 2, "    imagePullPolicy: Always\n");
+  pool.replace(pool.find(kImage), std::string(kImage).size(), image);
+  {
+    SwarmOperator op("pull-ok");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->auth_file()}));
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", pool).status, 201) << pool;
+    ASSERT_TRUE(Eventually([&] { return Settled(op, "eu", 2); }, 90s))
+        << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    for (const auto& id : op.Services()) {
+      auto spec = Docker({"service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", id});
+      EXPECT_EQ(spec.out.rfind(image + "@sha256:", 0), 0u) << spec.out;
+    }
+    auto a = op.Request("alice", "", {{"Accept", "application/json"}});
+    EXPECT_EQ(a.status, 200) << a.body;
+  }
+  {
+    SwarmOperator op("pull-wrong");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->wrong_auth_file()}));
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", pool).status, 201);
+    ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded") == "True"; }, 30s))
+        << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    auto body = op.Call("GET", std::string(kPools) + "/eu").body;
+    EXPECT_NE(body.find("unauthorized"), std::string::npos) << "the registry's reason: " << body;
+    EXPECT_EQ(body.find("not-the-password"), std::string::npos);
+    EXPECT_TRUE(op.Services().empty()) << "no service is created with an image the registry refused";
+  }
 }
 
 }  // namespace

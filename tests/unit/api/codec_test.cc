@@ -103,6 +103,34 @@ TEST(TemplateHash, ChangesWithTheTemplate) {
   Template u = t;
   u.image = "img:2";
   EXPECT_NE(TemplateHash(u), TemplateHash(t));
+  // How the image is fetched is not what runs: no roll for a pull policy,
+  // and pools written before the field keep their hash.
+  Template v = u;
+  v.imagePullPolicy = "Always";
+  EXPECT_EQ(TemplateHash(v), TemplateHash(u));
+}
+
+TEST(Codec, ImagePullPolicyDefaultsToIfNotPresentAndRoundTrips) {
+  auto r = DecodePools(R"(apiVersion: matchmaker.dev/v1alpha1
+kind: ServerPool
+metadata: {name: a}
+spec:
+  template: {image: "reg:5000/gs:1", ports: [{name: game, containerPort: 7}]}
+)", "a");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.pools[0].spec.templ.imagePullPolicy, "IfNotPresent");
+  r.pools[0].spec.templ.imagePullPolicy = "Never";
+  auto again = DecodePools(ToYaml(r.pools[0]), "b");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.pools[0].spec.templ.imagePullPolicy, "Never");
+  auto bad = DecodePools(R"(apiVersion: matchmaker.dev/v1alpha1
+kind: ServerPool
+metadata: {name: a}
+spec:
+  template: {image: x, imagePullPolicy: Sometimes, ports: [{name: game, containerPort: 7}]}
+)", "c");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.errors[0].ToString().find("spec.template.imagePullPolicy"), std::string::npos) << bad.errors[0].ToString();
 }
 
 }  // namespace

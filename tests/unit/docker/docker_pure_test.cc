@@ -91,6 +91,14 @@ TEST(DockerErrors, ClassifiesTheEnginesAnswers) {
            {500, R"({"message":"driver failed"})", Errc::kEngine, "driver failed"},
            {502, "Bad Gateway", Errc::kEngine, "Bad Gateway"},
            {200, "{not json", Errc::kBadResponse, "engine answered 200 with a body that is not JSON"},
+           // A pull's progress stream: the failure comes after the 200.
+           {200, "{\"status\":\"Pulling from gs\"}\r\n{\"status\":\"Digest: sha256:ab\"}\r\n", Errc::kOk, ""},
+           {200,
+            "{\"status\":\"Pulling from gs\"}\n"
+            "{\"errorDetail\":{\"message\":\"unauthorized: authentication required\"},"
+            "\"error\":\"unauthorized: authentication required\"}\n",
+            Errc::kEngine, "unauthorized: authentication required"},
+           {200, "{\"status\":\"a\"}\n{broken\n", Errc::kBadResponse, "engine answered 200 with a body that is not JSON"},
        }) {
     SCOPED_TRACE(std::to_string(c.status) + " " + c.body);
     auto r = docker::Classify(c.status, c.body);
@@ -99,6 +107,7 @@ TEST(DockerErrors, ClassifiesTheEnginesAnswers) {
     EXPECT_FALSE(r.unavailable());
   }
   EXPECT_EQ(docker::Classify(200, R"({"Id":"abc"})").body.at("Id").as_string(), "abc");
+  EXPECT_EQ(docker::Classify(200, "{\"status\":\"a\"}\n{\"status\":\"b\"}\n").body.as_array().size(), 2u);
 }
 
 TEST(DockerEvents, ParsesDieEventsAndSkipsNoise) {
@@ -208,6 +217,31 @@ TEST(ContainerSpec, PlacementFromInspect) {
   inspect.at("NetworkSettings").at("Ports").as_object().erase("27015/tcp");
   o.control_network.clear();
   EXPECT_EQ(std::get<1>(backend::PlacementFromInspect(inspect, Spec(), o)), "port query (27015/tcp) is not published");
+}
+
+// go-matchmaker's default: one TCP port for the game and the control API.
+TEST(ContainerSpec, ASinglePortServerIsPublishedOnceWhereGamePortsAre) {
+  auto s = Spec();
+  s.templ.ports = {{"game", 3000, "tcp"}};
+  s.templ.controlPort = 3000;
+  EXPECT_TRUE(backend::ControlIsAGamePort(s.templ));
+  backend::ContainerOptions o{.owner = "own1", .publish_ip = "0.0.0.0"};
+  json::value b = backend::ContainerCreateBody(s, o);
+  // Not overwritten by the loopback-only control binding.
+  EXPECT_EQ(json::serialize(b.at("HostConfig").at("PortBindings")), R"({"3000/tcp":[{"HostIp":"0.0.0.0","HostPort":""}]})");
+  auto inspect = json::parse(R"({"Id":"c0ffee","NetworkSettings":{"Ports":{"3000/tcp":[{"HostIp":"0.0.0.0","HostPort":"49160"}]}}})");
+  auto p = backend::PlacementFromInspect(inspect, s, o);
+  ASSERT_EQ(p.index(), 0u) << std::get<1>(p);
+  EXPECT_EQ(std::get<0>(p).ports.at("game"), 49160);
+  EXPECT_EQ(std::get<0>(p).control_host, "127.0.0.1");  // loopback reaches 0.0.0.0
+  EXPECT_EQ(std::get<0>(p).control_port, 49160);
+  // Published on one address: the operator probes that address.
+  o.publish_ip = "10.0.0.5";
+  EXPECT_EQ(std::get<0>(backend::PlacementFromInspect(inspect, s, o)).control_host, "10.0.0.5");
+  // A UDP game port on the control port's number is another port.
+  s.templ.ports = {{"game", 3000, "udp"}};
+  EXPECT_FALSE(backend::ControlIsAGamePort(s.templ));
+  EXPECT_EQ(backend::ContainerCreateBody(s, o).at("HostConfig").at("PortBindings").as_object().size(), 2u);
 }
 
 TEST(ContainerSpec, OwnershipNeedsBothLabels) {

@@ -69,6 +69,22 @@ TEST(ServiceSpec, ControlNetworkAttachesAndUnpublishesTheControlPort) {
   EXPECT_EQ(b.at("EndpointSpec").at("Ports").as_array().size(), 1u);
 }
 
+TEST(ServiceSpec, ASinglePortServerPublishesItsPortOnceAndIsProbedThere) {
+  auto s = Spec();
+  s.templ.ports = {{"game", 3000, "tcp"}};
+  json::value b = ServiceCreateBody(s, {.owner = "o"});
+  EXPECT_EQ(json::serialize(b.at("EndpointSpec")), R"({"Ports":[{"Protocol":"tcp","TargetPort":3000,"PublishMode":"host"}]})");
+  TaskView t;
+  t.service_id = "svc";
+  t.published["3000/tcp"] = 30123;
+  NodeView n{.id = "n1", .addr = "10.0.0.4", .public_address = "203.0.113.7", .ready = true, .active = true};
+  auto p = PlacementFromTask(t, n, s, {.owner = "o"});
+  ASSERT_EQ(p.index(), 0u) << std::get<1>(p);
+  EXPECT_EQ(std::get<0>(p).ports.at("game"), 30123);
+  EXPECT_EQ(std::get<0>(p).control_host, "10.0.0.4");
+  EXPECT_EQ(std::get<0>(p).control_port, 30123);
+}
+
 TEST(SwarmViews, NodeAddressPrefersThePublicAddressLabel) {
   auto n = ParseNode(json::parse(R"({"ID":"n1","Status":{"State":"ready","Addr":"10.0.0.4"},
       "Spec":{"Availability":"active","Labels":{"dev.matchmaker.public-address":"203.0.113.7"}}})"));
