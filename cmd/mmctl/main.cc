@@ -1,5 +1,7 @@
 // mmctl: the matchmaker CLI, kubectl-shaped. Talks to matchmakerd's admin API.
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,7 @@
 #include "api/v1alpha1/codec.h"
 #include "api/v1alpha1/decode.h"
 #include "api/v1alpha1/yaml_json.h"
+#include "cmd/mmctl/convert.h"
 #include "cmd/mmctl/table.h"
 #include "operator/http/blocking_client.h"
 
@@ -314,6 +317,40 @@ int DeletePool(Client& c, const std::string& name, bool force) {
   return 0;
 }
 
+// `mmctl convert go-matchmaker`: the pool on stdout, the credentials (if
+// any, and asked for) in a 0600 file. Needs no server.
+int Convert(const std::string& env_file, const mm::mmctl::ConvertOptions& options, const std::string& auth_out) {
+  mm::mmctl::Env env;
+  if (!env_file.empty()) {
+    std::ifstream in(env_file, std::ios::binary);
+    if (!in) Fail(1, "cannot read " + env_file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto parsed = mm::mmctl::ParseEnvFile(text.str());
+    if (auto* err = std::get_if<std::string>(&parsed)) Fail(1, env_file + ": " + *err);
+    env = std::get<mm::mmctl::Env>(std::move(parsed));
+  } else {
+    for (char** e = environ; *e; ++e) {
+      std::string kv(*e);
+      if (auto eq = kv.find('='); eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  auto converted = mm::mmctl::ConvertGoMatchmaker(env, options);
+  if (auto* err = std::get_if<std::string>(&converted)) Fail(1, *err);
+  const auto& c = std::get<mm::mmctl::Converted>(converted);
+  if (!auth_out.empty()) {
+    if (c.auth_json.empty()) Fail(1, "--registry-auth-out: IMAGE_REGISTRY_USERNAME is not set");
+    int fd = ::open(auth_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ::write(fd, c.auth_json.data(), c.auth_json.size()) != static_cast<ssize_t>(c.auth_json.size())) {
+      if (fd >= 0) ::close(fd);
+      Fail(1, "cannot write " + auth_out);
+    }
+    ::close(fd);
+  }
+  std::fputs(c.yaml.c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,7 +400,19 @@ int main(int argc, char** argv) {
   bool ready = false;
   health->add_flag("--ready", ready, "Ask /readyz: also needs the backend reachable and state loaded");
 
+  auto* convert = app.add_subcommand("convert", "Print the ServerPool equivalent to another matchmaker's settings");
+  std::string convert_from, env_file, auth_out;
+  mm::mmctl::ConvertOptions convert_options;
+  convert->add_option("from", convert_from, "go-matchmaker")->required()->check(CLI::IsMember({"go-matchmaker"}));
+  convert->add_option("--env-file", env_file, "go-matchmaker's .env (default: this process's environment)");
+  convert->add_option("--name", convert_options.name, "Pool name")->capture_default_str();
+  convert->add_option("--warm", convert_options.warm, "Idle servers to keep started")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+  convert->add_option("--registry-auth-out", auth_out,
+                      "Write IMAGE_REGISTRY_USERNAME/PASSWORD to this file for --registry-auth-file (mode 0600)");
+
   CLI11_PARSE(app, argc, argv);
+  if (*convert) return Convert(env_file, convert_options, auth_out);
 
   // Whatever the server sends (a proxy's HTML, truncated or malformed JSON,
   // fields of unexpected types), mmctl says so and exits 1; it never aborts.
