@@ -159,6 +159,15 @@ TEST_F(StackE2E, DeployServeUpgradeRollBackBackUpAndRemove) {
   }, 90s)) << Mmctl(c, {"describe", "pool", "deathmatch-eu"}).out
            << Docker({"service", "logs", std::string(kStack) + "_matchmakerd"}).out;
 
+  // The image resolves host names (dynamic glibc and /etc/nsswitch.conf):
+  // the stack's DNS name of matchmakerd itself (Docker's embedded DNS) and
+  // localhost (/etc/hosts), from mmctl inside the matchmakerd container.
+  for (const char* server : {"http://matchmakerd:3001", "http://localhost:3001"}) {
+    auto named = Mmctl(c, {"--server", server, "get", "pools"});
+    EXPECT_EQ(named.exit_code, 0) << server << ": " << named.out << named.err;
+    EXPECT_NE(named.out.find("deathmatch-eu"), std::string::npos) << server << ": " << named.out;
+  }
+
   // A client through the published API port, with a JWT signed by the
   // secret the stack mounted; the game port it is given echoes.
   auto r = http::HttpCall(static_cast<std::uint16_t>(api_port), "POST", "/request", "",
