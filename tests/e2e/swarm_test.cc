@@ -268,6 +268,22 @@ TEST_F(SwarmE2E, ServicesCarryRegistryCredentialsAndPinTheDigest) {
     EXPECT_EQ(body.find("not-the-password"), std::string::npos);
     EXPECT_TRUE(op.Services().empty()) << "no service is created with an image the registry refused";
   }
+  Docker({"rmi", image});
+  {
+    // Never: no credentials go with the create, so the worker cannot fetch
+    // the private image; the task is rejected and the pool says why.
+    SwarmOperator op("pull-never");
+    ASSERT_TRUE(op.Start({"--registry-auth-file", registry->auth_file()}));
+    auto never = pool;
+    never.replace(never.find("imagePullPolicy: Always"), std::string("imagePullPolicy: Always").size(),
+                  "imagePullPolicy: Never");
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", never).status, 201);
+    ASSERT_TRUE(Eventually([&] { return ConditionStatus(op.Pool("eu"), "Degraded") == "True"; }, 60s))
+        << op.Call("GET", std::string(kPools) + "/eu/events").body;
+    auto body = op.Call("GET", std::string(kPools) + "/eu").body;
+    EXPECT_NE(body.find("No such image"), std::string::npos) << body;
+    EXPECT_NE(Docker({"image", "inspect", image}).exit_code, 0) << "pulled without credentials?";
+  }
 }
 
 }  // namespace
