@@ -47,6 +47,7 @@ struct Attempt {
   SteadyClock::time_point start = SteadyClock::now();
   bool from_queue = false;  // started by serving the queue
   bool reserved = false;    // a server granted a slot (in memory, maybe not yet durable)
+  bool newly_queued = false;  // this attempt put the client in line (else it was there already)
   int reasked = 0;          // Full instances asked again by this attempt
   std::vector<Waiter> waiters;
 };
@@ -54,6 +55,7 @@ struct Attempt {
 struct Queued {
   std::vector<std::string> pools;
   std::string metadata;  // of the request that queued it
+  SteadyClock::time_point since;  // its first request: allocation durations start there
   SteadyClock::time_point deadline;
   std::vector<std::function<void(Result)>> waiters;  // long-polls
 };
@@ -145,13 +147,17 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   // Ends the client's attempt: every request that joined it gets `r`.
   void Finish(const std::shared_ptr<Attempt>& a, Result r) {
     if (auto it = flights.find(a->client); it != flights.end() && it->second == a) flights.erase(it);
-    if (metrics && !a->from_queue) {
-      const char* result = r.kind == Result::Kind::kAllocated ? "allocated"
-                           : r.kind == Result::Kind::kQueued  ? "queued"
+    // One count per client request, by what it got; a client polling ten
+    // times then served is ten "polled" and one "allocated". Serving the
+    // queue counts only the slot it takes (its request counted "queued").
+    if (metrics && (!a->from_queue || a->reserved)) {
+      const char* result = r.kind == Result::Kind::kAllocated ? (a->reserved ? "allocated" : "held")
+                           : r.kind == Result::Kind::kQueued  ? (a->newly_queued ? "queued" : "polled")
                            : r.kind == Result::Kind::kQueueFull ? "rejected"
                                                                : "failed";
       double s = std::chrono::duration<double>(SteadyClock::now() - a->start).count();
-      metrics->Allocation(r.pool.empty() ? (a->pools.empty() ? "" : a->pools.front()) : r.pool, result, s);
+      std::string pool = r.pool.empty() ? (a->pools.empty() ? "" : a->pools.front()) : r.pool;
+      if (!pool.empty()) metrics->Allocation(pool, result, s);
     }
     if (a->reserved) {
       // The client holds a slot now (durable or not yet): it leaves the
@@ -391,8 +397,9 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
           return Finish(a, std::move(full));
         }
       }
-      Queued q{a->pools, a->metadata, SteadyClock::now() + options.queue_ttl, {}};
+      Queued q{a->pools, a->metadata, a->start, SteadyClock::now() + options.queue_ttl, {}};
       it = queued.emplace(client, std::move(q)).first;
+      a->newly_queued = true;
       for (const auto& pool : a->pools) queues[pool].push_back(client);
     }
     it->second.deadline = SteadyClock::now() + options.queue_ttl;
@@ -432,7 +439,9 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     for (const auto& c : ToServe(line, free, [&](const std::string& c) { return flights.contains(c); })) {
       auto it = queued.find(c);
       if (it == queued.end()) continue;
-      Try(Begin(c, it->second.pools, /*from_queue=*/true, it->second.metadata));  // if it cannot be placed after all, it stays in line
+      auto a = Begin(c, it->second.pools, /*from_queue=*/true, it->second.metadata);
+      a->start = it->second.since;
+      Try(a);  // if it cannot be placed after all, it stays in line
     }
     UpdatePending(pool);
   }
@@ -506,6 +515,7 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
   }
   std::vector<std::string> pools;
   if (auto err = impl.Resolve(request, pools)) {
+    if (impl.metrics) impl.metrics->UnknownPool();
     Result r;
     r.kind = Result::Kind::kNotFound;
     r.message = *err;
@@ -528,6 +538,7 @@ void Allocator::Allocate(Request request, std::function<void(Result)> done) {
     case Route::kServeQueued: {
       // Still queued: try again now (an instance may have freed up), keeping its place.
       auto a = impl.Begin(request.client, q->second.pools, false, q->second.metadata);
+      a->start = q->second.since;
       a->waiters.push_back(std::move(w));
       return impl.Try(a);
     }

@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -22,6 +23,7 @@ constexpr const char* kStates[] = {"starting", "ready", "allocated", "full", "un
 constexpr const char* kFailureReasons[] = {"CreateFailed", "ExitedBeforeReady", "StartTimeout", "CrashedAfterReady"};
 constexpr const char* kProbeResults[] = {"ok", "failed"};
 constexpr const char* kConditionTypes[] = {"Ready", "Progressing", "Degraded"};
+constexpr const char* kAllocationResults[] = {"allocated", "held", "queued", "polled", "rejected", "failed"};
 
 p::Family<p::Gauge>& Gauge(p::Registry& r, const char* name, const char* help) {
   return p::BuildGauge().Name(name).Help(help).Register(r);
@@ -38,6 +40,9 @@ template <typename T>
 void Drop(p::Family<T>& family, const p::Labels& labels) {
   if (family.Has(labels)) family.Remove(&family.Add(labels));
 }
+void Drop(p::Family<p::Histogram>& family, const p::Labels& labels, const p::Histogram::BucketBoundaries& buckets) {
+  if (family.Has(labels)) family.Remove(&family.Add(labels, buckets));
+}
 
 }  // namespace
 
@@ -47,10 +52,18 @@ struct Metrics::Impl {
   p::Family<p::Gauge>& conditions =
       Gauge(r, "matchmaker_pool_condition", "1 while the pool's condition (Ready, Progressing, Degraded) is True.");
   p::Family<p::Gauge>& warm = Gauge(r, "matchmaker_pool_warm_target", "The pool's spec.warm.");
-  p::Family<p::Counter>& allocations =
-      Counter(r, "matchmaker_allocations_total", "Client requests by result (allocated, queued, rejected, failed).");
+  p::Family<p::Counter>& allocations = Counter(
+      r, "matchmaker_allocations_total",
+      "Client requests by result: allocated (a new slot), held (the slot the client holds), queued (first put in "
+      "line), polled (asked again while in line), rejected (queue full), failed.");
   p::Family<p::Histogram>& allocation_seconds =
-      Histogram(r, "matchmaker_allocation_duration_seconds", "Time from POST /request to its answer.");
+      Histogram(r, "matchmaker_allocation_duration_seconds", "Time from a request to the new slot it got.");
+  p::Family<p::Counter>& unknown_pool =
+      Counter(r, "matchmaker_unknown_pool_requests_total", "Client requests naming no pool that exists.");
+  p::Family<p::Gauge>& max_instances =
+      Gauge(r, "matchmaker_pool_max_instances", "The pool's spec.maxInstances: the ceiling on its instances.");
+  p::Family<p::Gauge>& backend_up =
+      Gauge(r, "matchmaker_backend_up", "1 while the backend (its engine) answers, 0 while it does not.");
   p::Family<p::Counter>& reservations =
       Counter(r, "matchmaker_reservations_total", "Reservation API handshakes by HTTP status (0: transport error).");
   p::Family<p::Histogram>& startup =
@@ -76,10 +89,12 @@ struct Metrics::Impl {
   // The one series without labels, at 0 before the first pass.
   p::Histogram& reconcile_all = reconcile.Add({}, kLatency);
   p::Gauge& journal_up = journal.Add({});
+  p::Counter& unknown_pool_all = unknown_pool.Add({});
   // prometheus-cpp is thread-safe per call; this keeps a Remove from racing
   // an Add of the same series and guards `pools`.
   std::mutex mu;
   std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
+  std::map<std::string, std::set<int>> reservation_codes;  // pool -> codes with a series
 };
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
@@ -89,7 +104,8 @@ Metrics::Metrics(const std::string& version) : impl_(new Impl) {
 
 Metrics::~Metrics() = default;
 
-void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm, int busy_unhealthy) {
+void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int warm, int busy_unhealthy,
+                      int max_instances) {
   std::lock_guard lock(impl_->mu);
   const int values[] = {c.starting, c.ready, c.allocated, c.full, c.unhealthy, c.terminating};
   static_assert(std::size(values) == std::size(kStates));
@@ -98,6 +114,7 @@ void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int
   }
   impl_->warm.Add({{"pool", pool}}).Set(warm);
   impl_->busy_unhealthy.Add({{"pool", pool}}).Set(busy_unhealthy);
+  if (max_instances >= 0) impl_->max_instances.Add({{"pool", pool}}).Set(max_instances);
   // Counters exist from the start at 0, so that rate() and increase() see
   // the first failure instead of a series appearing at 1. Once per pool:
   // this runs on every reconcile pass.
@@ -105,6 +122,7 @@ void Metrics::SetPool(const std::string& pool, const api::InstanceCounts& c, int
     impl_->reconcile_errors.Add({{"pool", pool}});
     for (const char* reason : kFailureReasons) impl_->failures.Add({{"pool", pool}, {"reason", reason}});
     for (const char* result : kProbeResults) impl_->probes.Add({{"pool", pool}, {"result", result}});
+    for (const char* result : kAllocationResults) impl_->allocations.Add({{"pool", pool}, {"result", result}});
   }
 }
 
@@ -131,6 +149,12 @@ void Metrics::RemovePool(const std::string& pool) {
   m.pools.erase(pool);
   Drop(m.reconcile_errors, {{"pool", pool}});
   for (const char* reason : kFailureReasons) Drop(m.failures, {{"pool", pool}, {"reason", reason}});
+  for (const char* result : kAllocationResults) Drop(m.allocations, {{"pool", pool}, {"result", result}});
+  Drop(m.allocation_seconds, {{"pool", pool}}, kLatency);
+  Drop(m.startup, {{"pool", pool}}, kStartup);
+  Drop(m.max_instances, {{"pool", pool}});
+  for (int code : m.reservation_codes[pool]) Drop(m.reservations, {{"pool", pool}, {"code", std::to_string(code)}});
+  m.reservation_codes.erase(pool);
 }
 
 void Metrics::ObserveReconcile(double seconds) { impl_->reconcile_all.Observe(seconds); }
@@ -158,12 +182,20 @@ void Metrics::BackendRequest(const std::string& backend, const std::string& op, 
 void Metrics::Allocation(const std::string& pool, const std::string& result, double seconds) {
   std::lock_guard lock(impl_->mu);
   impl_->allocations.Add({{"pool", pool}, {"result", result}}).Increment();
-  impl_->allocation_seconds.Add({{"pool", pool}}, kLatency).Observe(seconds);
+  if (result == "allocated") impl_->allocation_seconds.Add({{"pool", pool}}, kLatency).Observe(seconds);
+}
+
+void Metrics::UnknownPool() { impl_->unknown_pool_all.Increment(); }
+
+void Metrics::SetBackendUp(const std::string& backend, bool up) {
+  std::lock_guard lock(impl_->mu);
+  impl_->backend_up.Add({{"backend", backend}}).Set(up ? 1 : 0);
 }
 
 void Metrics::Reservation(const std::string& pool, int code) {
   std::lock_guard lock(impl_->mu);
   impl_->reservations.Add({{"pool", pool}, {"code", std::to_string(code)}}).Increment();
+  impl_->reservation_codes[pool].insert(code);
 }
 
 void Metrics::SetPending(const std::string& pool, int pending) {

@@ -267,8 +267,10 @@ void Controller::Start() {
     if (auto a = alive.lock(); !a || !*a) return;
     OnExit(ev.pool, ev.name, ev.exit_code, ev.message);
   });
+  if (impl.metrics) impl.metrics->SetBackendUp(std::string(impl.backend.name()), impl.backend.Available());
   impl.backend.OnAvailabilityChange([this, alive = std::weak_ptr<bool>(impl_->alive)](bool up) {
     if (auto a = alive.lock(); !a || !*a) return;
+    if (impl_->metrics) impl_->metrics->SetBackendUp(std::string(impl_->backend.name()), up);
     spdlog::log(up ? spdlog::level::info : spdlog::level::warn, "backend {}: {}", impl_->backend.name(),
                 up ? "available again" : "unavailable: " + impl_->backend.UnavailableReason());
     for (auto& [name, e] : impl_->pools) {
@@ -403,8 +405,7 @@ void Controller::Reconcile(const std::string& name) {
     copy.state = InstanceState::kTerminating;
     ps.Upsert(copy);
     Persist(copy);
-    impl.backend.Remove(copy);
-    if (impl.metrics) impl.metrics->BackendRequest(std::string(impl.backend.name()), "remove", "ok");
+    impl.backend.Remove(copy);  // counted by outcome when its end is reported (OnExit)
   }
   // An engine that does not answer gets no creations (nor counts failures
   // against the pool); its return requeues every pool.
@@ -427,7 +428,7 @@ void Controller::Reconcile(const std::string& name) {
   e.last_plan = plan;
   if (impl.metrics) {
     int busy_unhealthy = ps.Count(InstanceState::kUnhealthy) - ps.plan_index().Size(state::PlanIndex::kUnhealthy);
-    impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm, busy_unhealthy);
+    impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm, busy_unhealthy, ps.pool().spec.maxInstances);
     impl.metrics->SetConditions(name, e.status.conditions);
   }
 
@@ -817,6 +818,11 @@ void Controller::OnExit(const std::string& pool, const std::string& name, int ex
   const Instance* cur = ps.Find(name);
   if (!cur || cur->state == InstanceState::kExited) return;
   Instance inst = *cur;
+  if (inst.state == InstanceState::kTerminating && impl.metrics) {
+    // A remove's outcome: stopped, or found gone already.
+    bool gone = message == "not running" || message.ends_with(" is gone");
+    impl.metrics->BackendRequest(std::string(impl.backend.name()), "remove", gone ? "gone" : "ok");
+  }
   auto now = state::Clock::now();
   auto window = std::chrono::milliseconds(ps.pool().spec.health.crashWindowMs);
   if (state::CrashAfterReady(inst, exit_code, now, window)) {
