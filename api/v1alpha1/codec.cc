@@ -169,6 +169,7 @@ json::value ToJson(const ServerPool& p) {
   }
   if (p.metadata.generation) meta["generation"] = p.metadata.generation;
   if (!p.metadata.uid.empty()) meta["uid"] = p.metadata.uid;
+  if (!p.metadata.resourceVersion.empty()) meta["resourceVersion"] = p.metadata.resourceVersion;
   if (!p.metadata.creationTimestamp.empty()) {
     meta["creationTimestamp"] = p.metadata.creationTimestamp;
   }
@@ -204,6 +205,7 @@ ServerPool FromJson(const json::value& doc) {
   Read(meta, "generation", p.metadata.generation);
   Read(meta, "uid", p.metadata.uid);
   Read(meta, "creationTimestamp", p.metadata.creationTimestamp);
+  Read(meta, "resourceVersion", p.metadata.resourceVersion);
   const auto& spec = Sub(doc, "spec");
   Read(spec, "warm", p.spec.warm);
   Read(spec, "minInstances", p.spec.minInstances);

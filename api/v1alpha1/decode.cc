@@ -93,6 +93,7 @@ void CheckMetadataFields(const json::value& doc, std::vector<FieldError>& errors
     }
   };
   expect("name", json::kind::string, "a string");
+  expect("resourceVersion", json::kind::string, "a string");
   expect("labels", json::kind::object, "a map of strings");
   expect("annotations", json::kind::object, "a map of strings");
   for (const char* map : {"labels", "annotations"}) {

@@ -120,6 +120,9 @@ struct ObjectMeta {
   std::int64_t generation = 0;
   std::string uid;
   std::string creationTimestamp;
+  // Changes with every change of the pool (spec or status). On a PUT, when
+  // given, the write applies only if it still names the pool's current one.
+  std::string resourceVersion;
   bool operator==(const ObjectMeta&) const = default;
 };
 

@@ -22,6 +22,7 @@
 #include "operator/apiserver/auth.h"
 #include "operator/apiserver/client_api.h"
 #include "operator/apiserver/admin_api.h"
+#include "operator/apiserver/watch.h"
 #include "operator/http/server.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
@@ -83,6 +84,7 @@ struct Flags {
   std::string public_address = "127.0.0.1";
   std::string auth = "header";
   std::string registry_auth_file;
+  int watch_bookmark_ms = 10'000;
   std::string jwt_secret_file;
   std::string jwt_public_key_file;
   std::string jwt_audience;
@@ -200,6 +202,8 @@ int main(int argc, char** argv) {
   app.add_option("--registry-auth-file", f.registry_auth_file,
                  "docker, swarm: registry credentials for image pulls, Docker's config.json format; re-read on SIGHUP")
       ->envname("MM_REGISTRY_AUTH_FILE");
+  app.add_option("--watch-bookmark-ms", f.watch_bookmark_ms, "watch heartbeat (BOOKMARK) period (tests)")
+      ->envname("MM_WATCH_BOOKMARK_MS")->check(CLI::Range(50, 600000))->group("");
   app.add_option("--docker-resync-ms", f.docker_resync_ms, "docker: full container list compare period (tests)")
       ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("");
   app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
@@ -403,11 +407,13 @@ int main(int argc, char** argv) {
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
   mm::apiserver::ClientApi client_api(allocator, *auth);
+  mm::apiserver::WatchHub watches(io, controller,
+                                  {.bookmark = std::chrono::milliseconds(f.watch_bookmark_ms)});
   mm::apiserver::AdminApi admin(controller, metrics, token, [&backend, &controller]() -> std::optional<std::string> {
     if (auto err = controller.JournalError()) return "journal cannot write: " + *err;
     if (backend.Available()) return std::nullopt;
     return "backend unavailable: " + backend.UnavailableReason();
-  }, f.admin_allowed_hosts);
+  }, f.admin_allowed_hosts, &watches);
   auto accept_error = [](const std::string& what) { spdlog::warn("{}", what); };
   const std::size_t client_cap = ClientConnectionCap(f.max_connections);
   spdlog::debug("client API: at most {} connections, {} per source", client_cap, f.max_connections_per_source);

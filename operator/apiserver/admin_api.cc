@@ -5,6 +5,8 @@
 #include "api/v1alpha1/codec.h"
 #include "operator/apiserver/browser_guard.h"
 #include "operator/apiserver/errors.h"
+#include "operator/apiserver/objects.h"
+#include "operator/apiserver/watch.h"
 #include "api/v1alpha1/decode.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
@@ -36,21 +38,51 @@ bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-json::value ListOf(const std::vector<api::ServerPool>& pools) {
+json::value ListOf(const std::vector<api::ServerPool>& pools, const LabelSelector& selector, std::uint64_t rv) {
   json::array items;
-  for (const auto& p : pools) items.push_back(api::ToJson(p));
-  return json::object{{"apiVersion", api::kApiVersion}, {"kind", "ServerPoolList"}, {"items", std::move(items)}};
+  for (const auto& p : pools) {
+    if (Matches(selector, p.metadata.labels)) items.push_back(api::ToJson(p));
+  }
+  return ListObject("ServerPoolList", std::move(items), rv);
+}
+
+// The query of a GET: ?watch, ?resourceVersion, ?labelSelector.
+struct ListQuery {
+  bool watch = false;
+  std::optional<std::uint64_t> since;
+  LabelSelector selector;
+  std::string error;
+};
+ListQuery ParseListQuery(std::string_view query) {
+  ListQuery q;
+  for (const auto& [k, v] : http::ParseQuery(query)) {
+    if (k == "watch") {
+      q.watch = v.empty() || v == "true" || v == "1";
+    } else if (k == "resourceVersion" && !v.empty() && v != "0") {
+      char* end = nullptr;
+      auto n = std::strtoull(v.c_str(), &end, 10);
+      if (*end || v.front() == '-') q.error = "resourceVersion must be a number";
+      q.since = n;
+    } else if (k == "labelSelector") {
+      auto sel = ParseLabelSelector(v);
+      if (!sel) q.error = "labelSelector \"" + v + "\": expected key=value, key==value or key!=value, comma-separated";
+      if (sel) q.selector = std::move(*sel);
+    }
+  }
+  return q;
 }
 
 }  // namespace
 
 AdminApi::AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
-                   std::function<std::optional<std::string>()> not_ready, std::vector<std::string> allowed_hosts)
+                   std::function<std::optional<std::string>()> not_ready, std::vector<std::string> allowed_hosts,
+                   WatchHub* watches)
     : controller_(controller),
       metrics_(metrics),
       token_(std::move(token)),
       not_ready_(std::move(not_ready)),
-      allowed_hosts_(std::move(allowed_hosts)) {}
+      allowed_hosts_(std::move(allowed_hosts)),
+      watches_(watches) {}
 
 void AdminApi::Handle(Request&& req, Reply reply) {
   // A web page must not drive the admin API (it runs commands through pools).
@@ -91,18 +123,34 @@ void AdminApi::Pools(Request&& req, Reply reply) {
   std::string name = rest.substr(0, slash);
   std::string sub = slash == std::string::npos ? "" : rest.substr(slash + 1);
   const std::string& m = req.method;
+  ListQuery q;
+  if (m == "GET") {
+    q = ParseListQuery(req.query);
+    if (!q.error.empty()) return reply(Error(Reason::kBadRequest, q.error));
+    if (q.watch && !watches_) return reply(Error(Reason::kMethodNotAllowed, "watches are not served here"));
+    bool watchable = sub.empty() || sub == "instances";
+    if (q.watch && watchable) {
+      WatchHub::Request w;
+      w.kind = sub.empty() ? WatchHub::Request::Kind::kPools : WatchHub::Request::Kind::kInstances;
+      w.pool = name;
+      w.selector = q.selector;
+      w.since = q.since;
+      return reply(watches_->Watch(std::move(w)));
+    }
+  }
 
   if (name.empty()) {
-    if (m == "GET") return reply(Json(200, ListOf(controller_.List())));
+    if (m == "GET") return reply(Json(200, ListOf(controller_.List(), q.selector, controller_.resource_version())));
     if (m != "POST") return reply(Error(Reason::kMethodNotAllowed, "method " + m + " not allowed"));
   } else if (!sub.empty()) {
     if (m != "GET") return reply(Error(Reason::kMethodNotAllowed, "method " + m + " not allowed"));
     if (sub == "instances") {
+      auto rv = controller_.resource_version();
       auto list = controller_.Instances(name);
       if (!list) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
       json::array items;
-      for (const auto& i : *list) items.push_back(state::ToJson(i));
-      return reply(Json(200, json::object{{"kind", "InstanceList"}, {"items", std::move(items)}}));
+      for (const auto& i : *list) items.push_back(InstanceObject(i));
+      return reply(Json(200, ListObject("InstanceList", std::move(items), rv)));
     }
     if (sub == "events") {
       if (!controller_.Get(name)) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
@@ -110,7 +158,7 @@ void AdminApi::Pools(Request&& req, Reply reply) {
       for (const auto& e : controller_.Events(name)) {
         items.push_back(json::object{{"time", e.time}, {"type", e.type}, {"reason", e.reason}, {"message", e.message}});
       }
-      return reply(Json(200, json::object{{"kind", "EventList"}, {"items", std::move(items)}}));
+      return reply(Json(200, ListObject("EventList", std::move(items), controller_.resource_version())));
     }
     return reply(Error(Reason::kNotFound, "the server could not find the requested resource"));
   } else if (m == "GET") {

@@ -5,8 +5,11 @@
 //   GET|PUT|DELETE /apis/matchmaker.dev/v1alpha1/serverpools/{name}
 //   GET           /apis/matchmaker.dev/v1alpha1/serverpools/{name}/instances
 //   GET           /apis/matchmaker.dev/v1alpha1/serverpools/{name}/events
-// plus /healthz, /readyz and /metrics. Errors are JSON {"message": ...} with
-// the status Kubernetes would answer. Runs on the io thread.
+// plus /healthz, /readyz and /metrics. GETs of the list, a pool and its
+// instances take ?watch=true (watch.h); the list takes ?labelSelector=.
+// Objects carry metadata.resourceVersion; a PUT that names a stale one is
+// 409. Errors are Kubernetes Status objects (errors.h). Runs on the io
+// thread.
 
 #include <functional>
 #include <optional>
@@ -24,6 +27,7 @@ class Metrics;
 
 namespace mm::apiserver {
 
+class WatchHub;
 using http::Reply;
 using http::Request;
 using http::Response;
@@ -38,7 +42,7 @@ class AdminApi {
   // browser requests may use (see browser_guard.h).
   AdminApi(reconcile::Controller& controller, metrics::Metrics& metrics, std::optional<std::string> token,
            std::function<std::optional<std::string>()> not_ready = nullptr,
-           std::vector<std::string> allowed_hosts = {});
+           std::vector<std::string> allowed_hosts = {}, WatchHub* watches = nullptr);
 
   void Handle(Request&& req, Reply reply);
 
@@ -50,6 +54,7 @@ class AdminApi {
   std::optional<std::string> token_;
   std::function<std::optional<std::string>()> not_ready_;
   std::vector<std::string> allowed_hosts_;
+  WatchHub* watches_;
 };
 
 }  // namespace mm::apiserver

@@ -13,6 +13,7 @@ int StatusCode(Reason reason) {
     case Reason::kNotFound: return 404;
     case Reason::kMethodNotAllowed: return 405;
     case Reason::kConflict: return 409;
+    case Reason::kExpired: return 410;
     case Reason::kRequestEntityTooLarge: return 413;
     case Reason::kUnsupportedMediaType: return 415;
     case Reason::kInvalid: return 422;
@@ -31,6 +32,7 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kNotFound: return "NotFound";
     case Reason::kMethodNotAllowed: return "MethodNotAllowed";
     case Reason::kConflict: return "Conflict";
+    case Reason::kExpired: return "Expired";
     case Reason::kRequestEntityTooLarge: return "RequestEntityTooLarge";
     case Reason::kUnsupportedMediaType: return "UnsupportedMediaType";
     case Reason::kInvalid: return "Invalid";

@@ -20,7 +20,8 @@ enum class Reason {
   kForbidden,              // 403
   kNotFound,               // 404
   kMethodNotAllowed,       // 405
-  kConflict,               // 409 being deleted, already exists
+  kConflict,               // 409 being deleted, already exists, stale resourceVersion
+  kExpired,                // 410 a watch's resourceVersion is too old
   kRequestEntityTooLarge,  // 413
   kUnsupportedMediaType,   // 415
   kInvalid,                // 422 schema or field errors

@@ -132,6 +132,79 @@ HttpResult HttpConnection::Call(const std::string& method, const std::string& ta
   return impl_->ReadResponse(timeout);
 }
 
+HttpResult HttpConnection::Stream(const std::string& target, const Headers& headers,
+                                  const std::function<bool(std::string_view)>& on_line,
+                                  std::chrono::milliseconds idle) {
+  HttpResult result;
+  auto& im = *impl_;
+  if (!im.Connect(result.error)) return result;
+  bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+  req.set(bhttp::field::host, im.host);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  std::ostringstream os;
+  os << req;
+  if (!im.WriteAll(os.str(), result.error, std::chrono::seconds(10))) return result;
+
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(boost::none);
+  std::string pending;
+  bool stop = false;
+  auto on_chunk = [&](std::uint64_t, std::string_view data, beast::error_code&) -> std::size_t {
+    if (parser.get().result_int() != 200) {
+      parser.get().body().append(data);  // an error body: kept whole
+      return data.size();
+    }
+    pending.append(data);
+    std::size_t start = 0;
+    for (std::size_t nl; !stop && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      if (!on_line(std::string_view(pending).substr(start, nl - start))) stop = true;
+    }
+    pending.erase(0, start);
+    return data.size();
+  };
+  parser.on_chunk_body(on_chunk);
+  auto finish = [&] {
+    im.connected = false;
+    beast::error_code ignored;
+    im.stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+    im.stream.close();
+  };
+  // The header first.
+  bool done = false;
+  beast::error_code ec;
+  im.stream.expires_after(idle);
+  bhttp::async_read_header(im.stream, im.buffer, parser, [&](beast::error_code e, std::size_t) {
+    ec = e;
+    done = true;
+  });
+  if (!im.RunUntil(done, idle + std::chrono::seconds(1)) || ec) {
+    result.error = done ? "read: " + ec.message() : "read: timeout";
+    finish();
+    return result;
+  }
+  result.status = static_cast<int>(parser.get().result_int());
+  for (const auto& f : parser.get()) result.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  while (!stop && !parser.is_done()) {
+    done = false;
+    im.stream.expires_after(idle);
+    bhttp::async_read_some(im.stream, im.buffer, parser, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    if (!im.RunUntil(done, idle + std::chrono::seconds(1))) {
+      result.error = "idle: no data for " + std::to_string(idle.count()) + " ms";
+      break;
+    }
+    if (ec) {
+      if (ec != bhttp::error::end_of_stream && ec != net::error::eof) result.error = "read: " + ec.message();
+      break;
+    }
+  }
+  if (result.status != 200) result.body = parser.get().body();
+  finish();
+  return result;
+}
+
 HttpResult HttpConnection::Raw(const std::string& bytes,
                                std::chrono::milliseconds timeout) {
   HttpResult result;

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +35,13 @@ class HttpConnection {
   HttpResult Call(const std::string& method, const std::string& target,
                   const std::string& body = "", const Headers& headers = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // A streamed response (a watch): `on_line` gets each line of the body as
+  // it arrives, until it returns false, the server ends the body, or no
+  // byte came for `idle`. A non-200 answer is returned whole, with no line
+  // given. The connection is closed after.
+  HttpResult Stream(const std::string& target, const Headers& headers,
+                    const std::function<bool(std::string_view line)>& on_line,
+                    std::chrono::milliseconds idle = std::chrono::seconds(60));
   // Writes raw bytes and reads one response (for malformed requests).
   HttpResult Raw(const std::string& bytes,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10));

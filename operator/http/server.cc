@@ -4,7 +4,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <charconv>
+#include <deque>
 #include <set>
 #include <unordered_map>
 
@@ -62,6 +64,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Called on stop: an idle connection closes now, a busy one after its
   // response.
   void Shutdown() {
+    if (streaming_) return EndStream();
     if (!busy_) Close();
   }
   // Waiting for a request (idle keep-alive, or a header still arriving):
@@ -135,6 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Response r) {
+    if (r.stream) return StartStream(std::move(r));
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(r.status));
@@ -160,7 +164,109 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    if (streaming_) {
+      streaming_ = false;
+      chunks_.clear();
+      if (auto fn = std::exchange(on_stream_close_, nullptr)) fn();
+    }
   }
+
+ public:
+  // The streamed body (Response::stream): the chunked header, then chunks
+  // as they are written, one write at a time, each with the write timeout.
+  bool StreamWrite(std::string data) {
+    if (!streaming_ || ending_ || data.empty()) return false;
+    if (queued_bytes_ + data.size() > stream_limit_) return false;
+    queued_bytes_ += data.size();
+    chunks_.push_back(std::move(data));
+    if (!writing_) WriteNextChunk();
+    return true;
+  }
+  void EndStream() {
+    if (!streaming_ || ending_) return;
+    ending_ = true;
+    if (!writing_) WriteNextChunk();
+  }
+  bool StreamClosed() const { return !streaming_ || ending_; }
+  void OnStreamClose(std::function<void()> fn) {
+    if (!streaming_) {
+      if (fn) fn();
+      return;
+    }
+    on_stream_close_ = std::move(fn);
+  }
+
+ private:
+  void StartStream(Response r) {
+    streaming_ = true;
+    stream_limit_ = r.stream_limit;
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(r.status));
+    res->set(bhttp::field::server, "matchmaker");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->set(bhttp::field::cache_control, "no-cache");
+    for (auto& h : r.headers) res->set(h.name, h.value);
+    res->keep_alive(false);
+    res->chunked(true);
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
+    stream_.expires_after(server_->options.write_timeout);
+    writing_ = true;
+    bhttp::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr, fn = std::move(r.stream)](
+                                                 beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->Close();
+      self->WatchPeer();
+      fn(std::make_shared<StreamHandle>(self));
+      if (!self->writing_) self->WriteNextChunk();
+    });
+  }
+
+  // The peer sends nothing on a watch: any read completing means it left
+  // (or broke the protocol). Read from the socket itself: the stream's
+  // timer belongs to the writes.
+  void WatchPeer() {
+    stream_.socket().async_read_some(net::buffer(peer_byte_), [self = shared_from_this()](beast::error_code, std::size_t) {
+      if (self->streaming_) self->Close();
+    });
+  }
+
+  void WriteNextChunk() {
+    if (!streaming_) return;
+    if (chunks_.empty()) {
+      if (!ending_) return;
+      writing_ = true;
+      stream_.expires_after(server_->options.write_timeout);
+      net::async_write(stream_, bhttp::make_chunk_last(), [self = shared_from_this()](beast::error_code, std::size_t) {
+        self->writing_ = false;
+        self->Close();
+      });
+      return;
+    }
+    writing_ = true;
+    stream_.expires_after(server_->options.write_timeout);
+    net::async_write(stream_, bhttp::make_chunk(net::buffer(chunks_.front())),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->writing_ = false;
+                       if (ec || !self->streaming_) return self->Close();
+                       self->queued_bytes_ -= self->chunks_.front().size();
+                       self->chunks_.pop_front();
+                       self->WriteNextChunk();
+                     });
+  }
+
+  // What a handler holds: the session, while it streams.
+  class StreamHandle : public Stream {
+   public:
+    explicit StreamHandle(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+    bool Write(std::string data) override { return s_->StreamWrite(std::move(data)); }
+    void Close() override { s_->EndStream(); }
+    bool closed() const override { return s_->StreamClosed(); }
+    void OnClose(std::function<void()> fn) override { s_->OnStreamClose(std::move(fn)); }
+
+   private:
+    std::shared_ptr<Session> s_;
+  };
 
   beast::tcp_stream stream_;
   std::shared_ptr<Server::Impl> server_;
@@ -171,6 +277,15 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool busy_ = false;
   bool closed_ = false;
+  // Streaming (Response::stream).
+  bool streaming_ = false;
+  bool ending_ = false;
+  bool writing_ = false;
+  std::deque<std::string> chunks_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t stream_limit_ = 0;
+  std::function<void()> on_stream_close_;
+  std::array<char, 1> peer_byte_{};
 };
 
 }  // namespace

@@ -28,6 +28,10 @@ using state::InstanceState;
 namespace {
 
 constexpr char kProbeTarget[] = "/reservation/mm-readiness-probe";
+// Resource versions are never reused: the store keeps a ceiling above every
+// number given out; a start continues from it and reserves the next block.
+constexpr char kResourceVersionKey[] = "meta/resource-version-ceiling";
+constexpr std::uint64_t kResourceVersionBlock = 1'000'000;
 
 std::string PoolKey(const std::string& pool) { return "pool/" + pool; }
 std::string InstanceKey(const std::string& pool, const std::string& name) {
@@ -84,6 +88,7 @@ struct Controller::Entry {
   bool at_global_cap = false;
   api::ServerPoolStatus status;
   state::Plan last_plan;
+  std::uint64_t resource_version = 0;  // of the pool object (spec or status)
   std::unique_ptr<net::steady_timer> requeue;
   std::optional<state::TimePoint> requeue_at;
   std::deque<Event> events;
@@ -124,6 +129,10 @@ struct Controller::Impl {
   bool stopped = false;
   std::function<void(const std::string&)> on_ready;
   std::function<int(const std::string&)> demand;
+  std::function<void(const Change&)> on_change;
+  std::uint64_t resource_version = 0;  // the newest number given out
+  std::uint64_t rv_ceiling = 0;        // durable: no number above it was given out
+  bool rv_ceiling_pending = false;
   // Guards callbacks that outlive the Controller (store, backend, probes).
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
@@ -158,6 +167,13 @@ void Controller::Stop() {
 
 void Controller::Start() {
   auto& impl = *impl_;
+  // Resource versions continue above the recorded ceiling; the next block
+  // is reserved durably before any number is given out.
+  if (auto it = impl.store.recovered().find(kResourceVersionKey); it != impl.store.recovered().end()) {
+    impl.resource_version = std::strtoull(it->second.c_str(), nullptr, 10);
+  }
+  ReserveResourceVersions();
+  impl.store.Flush();
   // Pools first, then their instances.
   std::vector<std::string> stale;
   for (const auto& [key, value] : impl.store.recovered()) {
@@ -171,9 +187,10 @@ void Controller::Start() {
     api::ServerPool pool = api::FromJson(doc.at("pool"));
     Entry entry;
     entry.state = std::make_unique<state::PoolState>(pool);
+    entry.resource_version = NextResourceVersion();
     if (auto* d = doc.get_object().if_contains("deleting"); d && d->is_bool()) entry.state->deleting = d->get_bool();
     if (auto* f = doc.get_object().if_contains("force"); f && f->is_bool()) entry.state->force_delete = f->get_bool();
-    impl.pools.emplace(pool.metadata.name, std::move(entry));
+    Observe(impl.pools.emplace(pool.metadata.name, std::move(entry)).first->second);
   }
   std::vector<const Instance*> known;
   for (const auto& [key, value] : impl.store.recovered()) {
@@ -424,8 +441,11 @@ void Controller::Reconcile(const std::string& name) {
                                         " consecutive failures");
   }
 
-  e.status = state::ComputeStatus(ps, plan, e.status, now, impl.options.limits);
+  auto status = state::ComputeStatus(ps, plan, e.status, now, impl.options.limits);
+  bool status_changed = !(status == e.status);
+  e.status = std::move(status);
   e.last_plan = plan;
+  if (status_changed && !plan.pool_gone) PoolChanged(e, Change::Type::kModified);
   if (impl.metrics) {
     int busy_unhealthy = ps.Count(InstanceState::kUnhealthy) - ps.plan_index().Size(state::PlanIndex::kUnhealthy);
     impl.metrics->SetPool(name, e.status.instances, ps.pool().spec.warm, busy_unhealthy, ps.pool().spec.maxInstances);
@@ -434,6 +454,7 @@ void Controller::Reconcile(const std::string& name) {
 
   if (plan.pool_gone) {
     spdlog::info("pool {} deleted", name);
+    PoolChanged(e, Change::Type::kDeleted);
     impl.store.Commit({{store::Op::kDelete, PoolKey(name), ""}});
     if (impl.metrics) impl.metrics->RemovePool(name);
     if (e.requeue) e.requeue->cancel();
@@ -708,13 +729,15 @@ void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, 
   bool state_changed = v.state != before.state;
   bool changed = state_changed || v.failures != before.probe_failures || v.suspect != before.suspect ||
                  v.before_unhealthy != before.before_unhealthy;
+  // Counting misses is bookkeeping; a new state or a new error shows.
+  bool shown = state_changed || (!answered && before.message != "liveness probe: " + error);
   if (changed) ps.Mutate(name, [&](Instance& i) {
     i.probe_failures = v.failures;
     i.suspect = v.suspect;
     i.state = v.state;
     i.before_unhealthy = v.before_unhealthy;
     if (!answered) i.message = "liveness probe: " + error;
-  });
+  }, shown ? state::PoolState::Visibility::kShown : state::PoolState::Visibility::kQuiet);
   const Instance& now_inst = *ps.Find(name);
   switch (v.event) {
     case state::HealthEvent::kNone: break;
@@ -766,7 +789,7 @@ void Controller::MaybeAudit(const std::string& pool, const std::string& name) {
   auto every = std::chrono::milliseconds(10LL * e.state->pool().spec.health.periodMs);
   if (!inst || now - inst->asked_at < every) return;  // a Full instance was asked recently
   if (!impl.auditing.insert(pool + "/" + name).second) return;
-  e.state->Mutate(name, [&](Instance& i) { i.asked_at = now; });
+  e.state->Mutate(name, [&](Instance& i) { i.asked_at = now; }, state::PoolState::Visibility::kQuiet);
   auto clients = std::make_shared<std::vector<std::string>>(inst->reservations.begin(), inst->reservations.end());
   AuditNext(pool, name, clients, 0);
 }
@@ -800,13 +823,14 @@ void Controller::AuditNext(const std::string& pool, const std::string& name,
 void Controller::Trip(const std::string& pool, const std::string& instance) {
   auto it = impl_->pools.find(pool);
   if (it == impl_->pools.end()) return;
-  it->second.state->Mutate(instance, [](Instance& i) { i.suspect = true; });
+  it->second.state->Mutate(instance, [](Instance& i) { i.suspect = true; }, state::PoolState::Visibility::kQuiet);
 }
 
 void Controller::Asking(const std::string& pool, const std::string& instance) {
   auto it = impl_->pools.find(pool);
   if (it == impl_->pools.end()) return;
-  it->second.state->Mutate(instance, [](Instance& i) { i.asked_at = state::Clock::now(); });
+  it->second.state->Mutate(instance, [](Instance& i) { i.asked_at = state::Clock::now(); },
+                           state::PoolState::Visibility::kQuiet);
 }
 
 void Controller::OnExit(const std::string& pool, const std::string& name, int exit_code,
@@ -937,7 +961,7 @@ void Controller::MarkFull(const std::string& pool, const std::string& instance) 
   it->second.state->Mutate(instance, [](Instance& i) {
     i.state = InstanceState::kFull;
     i.asked_at = state::Clock::now();  // asked again no sooner than reservation.cooldownMs
-  });
+  }, was_full ? state::PoolState::Visibility::kQuiet : state::PoolState::Visibility::kShown);
   if (was_full) return;
   Persist(*it->second.state->Find(instance));
   Enqueue(pool);
@@ -968,6 +992,7 @@ std::optional<std::string> Controller::JournalError() const { return impl_->jour
 void Controller::PersistPool(const Entry& entry, std::function<void(std::optional<std::string>)> done) {
   api::ServerPool p = entry.state->pool();
   p.status.reset();
+  p.metadata.resourceVersion.clear();  // numbered afresh at every start
   json::object rec{{"pool", api::ToJson(p)},
                    {"deleting", entry.state->deleting},
                    {"force", entry.state->force_delete}};
@@ -987,6 +1012,16 @@ void Controller::Apply(api::ServerPool desired, ApplyDone done) {
   auto it = impl.pools.find(name);
   desired.status.reset();
   ApplyOutcome outcome = ApplyOutcome::kCreated;
+  // A resourceVersion makes the write conditional: it applies only to the
+  // version the caller saw (none: the last write wins, as kubectl apply).
+  const std::string expected = std::exchange(desired.metadata.resourceVersion, "");
+  if (!expected.empty() && (it == impl.pools.end() || expected != std::to_string(it->second.resource_version))) {
+    return done(ApplyOutcome::kConflict, it == impl.pools.end() ? desired : View(it->second),
+                "Operation cannot be fulfilled on serverpools \"" + name + "\": " +
+                    (it == impl.pools.end() ? std::string("it does not exist (resourceVersion " + expected + ")")
+                                            : std::string("the object has been modified; please apply your changes "
+                                                          "to the latest version and try again")));
+  }
   if (it != impl.pools.end()) {
     const auto& old = it->second.state->pool();
     if (it->second.state->deleting) {
@@ -1001,6 +1036,8 @@ void Controller::Apply(api::ServerPool desired, ApplyDone done) {
                   ? ApplyOutcome::kUpdated
                   : ApplyOutcome::kUnchanged;
     if (outcome == ApplyOutcome::kUnchanged) return done(outcome, View(it->second), "");
+    // Taken now: another write naming the version just read fails from here.
+    it->second.resource_version = NextResourceVersion();
   } else {
     desired.metadata.generation = 1;
     char uid[17];
@@ -1020,11 +1057,14 @@ void Controller::Apply(api::ServerPool desired, ApplyDone done) {
       Entry e;
       e.state = std::make_unique<state::PoolState>(desired);
       it = impl.pools.emplace(name, std::move(e)).first;
+      Observe(it->second);
       Record(it->second, "Normal", "Created", "pool created (generation 1)");
+      PoolChanged(it->second, Change::Type::kAdded);
     } else {
       it->second.state->SetPool(desired);
       Record(it->second, "Normal", "Updated",
              "pool updated (generation " + std::to_string(desired.metadata.generation) + ")");
+      PoolChanged(it->second, Change::Type::kModified);
     }
     spdlog::info("pool {} applied (generation {})", name, desired.metadata.generation);
     Reconcile(name);
@@ -1040,6 +1080,7 @@ void Controller::Delete(const std::string& name, bool force, DeleteDone done) {
   it->second.state->deleting = true;
   it->second.state->force_delete = it->second.state->force_delete || force;
   Record(it->second, "Normal", "Deleting", force ? "pool deleted (force)" : "pool deleted: draining");
+  PoolChanged(it->second, Change::Type::kModified);
   PersistPool(it->second, [this, name, done = std::move(done)](std::optional<std::string> err) {
     if (err) return done(std::nullopt, "store: " + *err);
     auto& impl = *impl_;
@@ -1054,8 +1095,63 @@ void Controller::Delete(const std::string& name, bool force, DeleteDone done) {
 api::ServerPool Controller::View(const Entry& entry) const {
   api::ServerPool p = entry.state->pool();
   p.status = entry.status;
+  p.metadata.resourceVersion = std::to_string(entry.resource_version);
   return p;
 }
+
+std::uint64_t Controller::NextResourceVersion() {
+  ++impl_->resource_version;
+  ReserveResourceVersions();
+  return impl_->resource_version;
+}
+
+// Keeps the durable ceiling at least half a block above the numbers given
+// out (one journal write per half million changes).
+void Controller::ReserveResourceVersions() {
+  auto& impl = *impl_;
+  if (impl.rv_ceiling_pending || impl.resource_version + kResourceVersionBlock / 2 < impl.rv_ceiling) return;
+  std::uint64_t next = impl.resource_version + kResourceVersionBlock;
+  impl.rv_ceiling_pending = true;
+  Commit({{store::Op::kPut, kResourceVersionKey, std::to_string(next)}}, [this, next](std::optional<std::string> err) {
+    impl_->rv_ceiling_pending = false;
+    if (err) {
+      spdlog::warn("store: cannot record the resource version ceiling: {}", *err);
+      return;
+    }
+    impl_->rv_ceiling = std::max(impl_->rv_ceiling, next);
+  });
+}
+
+void Controller::Observe(Entry& entry) {
+  entry.state->SetObserver(&impl_->resource_version, [this, pool = entry.state->name()](const Instance& i,
+                                                                                        state::PoolState::Change c) {
+    ReserveResourceVersions();
+    if (!impl_->on_change) return;
+    Change change;
+    change.type = c == state::PoolState::Change::kAdded    ? Change::Type::kAdded
+                  : c == state::PoolState::Change::kErased ? Change::Type::kDeleted
+                                                           : Change::Type::kModified;
+    change.resource_version = i.resource_version;
+    change.pool = pool;
+    change.instance = i;
+    impl_->on_change(change);
+  });
+}
+
+void Controller::PoolChanged(Entry& entry, Change::Type type) {
+  entry.resource_version = NextResourceVersion();
+  if (!impl_->on_change) return;
+  Change change;
+  change.type = type;
+  change.resource_version = entry.resource_version;
+  change.pool = entry.state->name();
+  change.pool_object = View(entry);
+  impl_->on_change(change);
+}
+
+void Controller::OnChange(std::function<void(const Change&)> fn) { impl_->on_change = std::move(fn); }
+
+std::uint64_t Controller::resource_version() const { return impl_->resource_version; }
 
 std::vector<api::ServerPool> Controller::List() const {
   std::vector<api::ServerPool> out;

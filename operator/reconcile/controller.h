@@ -64,6 +64,16 @@ struct Event {
   std::string message;
 };
 
+// A change to a pool or an instance, numbered, as watches stream it.
+struct Change {
+  enum class Type { kAdded, kModified, kDeleted };
+  Type type = Type::kModified;
+  std::uint64_t resource_version = 0;
+  std::string pool;                            // the pool, or the instance's pool
+  std::optional<api::ServerPool> pool_object;  // a pool's change (with its status)
+  std::optional<state::Instance> instance;     // an instance's change
+};
+
 class Controller {
  public:
   Controller(boost::asio::io_context& io, store::Store& store, backend::Backend& backend,
@@ -88,6 +98,12 @@ class Controller {
   std::optional<api::ServerPool> Get(const std::string& name) const;
   std::optional<std::vector<state::Instance>> Instances(const std::string& name) const;
   std::vector<Event> Events(const std::string& name) const;
+  // Every pool and instance change from now on, numbered (null: none, and
+  // nothing is copied for it). Runs on the io thread.
+  void OnChange(std::function<void(const Change&)> fn);
+  // The number of the newest change: objects carry the number of their
+  // last one as metadata.resourceVersion. Never reused, across restarts.
+  std::uint64_t resource_version() const;
   bool started() const { return started_; }
 
   // For the allocator (io thread): the live pool state to read, nullptr if
@@ -142,6 +158,11 @@ class Controller {
 
  private:
   struct Entry;
+  // Resource versions and change notices (watches).
+  std::uint64_t NextResourceVersion();
+  void ReserveResourceVersions();
+  void Observe(Entry& entry);
+  void PoolChanged(Entry& entry, Change::Type type);
   // Journals `instance` as it is now in its pool (without its reservations).
   void Persist(const state::Instance& instance, std::function<void(std::optional<std::string>)> done = nullptr);
   void FinishStart(std::map<std::string, backend::Placement> adopted, std::size_t known_count);

@@ -55,6 +55,11 @@ struct Instance {
   bool suspect = false;     // circuit breaker open: a handshake or probe went unanswered; not offered until a probe answers
   TimePoint asked_at{};     // Full: when it was last asked for a slot
 
+  // Changes with every change its listing shows (watches, conflicts); in
+  // memory only: a restart numbers every object afresh, above any number
+  // given out before.
+  std::uint64_t resource_version = 0;
+
   bool busy() const {
     return state == InstanceState::kAllocated || state == InstanceState::kFull ||
            (state == InstanceState::kUnhealthy && !reservations.empty());

@@ -80,22 +80,36 @@ void PoolState::Unindex(const Instance& i) {
   }
 }
 
+void PoolState::SetObserver(std::uint64_t* clock, Observer observer) {
+  clock_ = clock;
+  observer_ = std::move(observer);
+}
+
+void PoolState::Changed(Instance& i, Change change) {
+  if (clock_) i.resource_version = ++*clock_;
+  if (observer_) observer_(i, change);
+}
+
 void PoolState::Upsert(Instance instance) {
   auto it = instances_.find(instance.name);
+  Change change = Change::kModified;
   if (it != instances_.end()) {
     Unindex(it->second);
     it->second = std::move(instance);
     Index(it->second);
   } else {
-    auto [pos, _] = instances_.emplace(instance.name, std::move(instance));
-    Index(pos->second);
+    it = instances_.emplace(instance.name, std::move(instance)).first;
+    Index(it->second);
+    change = Change::kAdded;
   }
+  Changed(it->second, change);
 }
 
 void PoolState::Erase(const std::string& name) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return;
   Unindex(it->second);
+  Changed(it->second, Change::kErased);
   instances_.erase(it);
 }
 
@@ -105,16 +119,18 @@ bool PoolState::SetState(const std::string& name, InstanceState state) {
   IndexShape(it->second, -1);
   it->second.state = state;
   IndexShape(it->second, +1);
+  Changed(it->second);
   return true;
 }
 
 // O(log n): the client index is left alone (`change` keeps reservations).
-bool PoolState::Mutate(const std::string& name, const std::function<void(Instance&)>& change) {
+bool PoolState::Mutate(const std::string& name, const std::function<void(Instance&)>& change, Visibility visibility) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
   change(it->second);
   IndexShape(it->second, +1);
+  if (visibility == Visibility::kShown) Changed(it->second);
   return true;
 }
 
@@ -152,6 +168,7 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   }
   IndexShape(it->second, +1);
   clients_[client] = name;
+  Changed(it->second);
   return true;
 }
 
@@ -164,6 +181,7 @@ bool PoolState::RemoveReservation(const std::string& name, const std::string& cl
   it->second.metadata.erase(client);
   IndexShape(it->second, +1);
   if (auto c = clients_.find(client); c != clients_.end() && c->second == name) clients_.erase(c);
+  Changed(it->second);
   return true;
 }
 

@@ -30,6 +30,14 @@ class PoolState {
   void SetPool(api::ServerPool pool);
 
   const Instance* Find(const std::string& name) const;
+  // Every change below that shows in an instance's listing takes the next
+  // number of `clock` as the instance's resource_version and is told to
+  // `observer` (the instance after it; for kErased, the last word on one
+  // that is gone). Quiet mutations (bookkeeping that no listing shows) are
+  // neither numbered nor told.
+  enum class Change { kAdded, kModified, kErased };
+  using Observer = std::function<void(const Instance& instance, Change change)>;
+  void SetObserver(std::uint64_t* clock, Observer observer);
   // Inserts or replaces by name, keeping every index true.
   void Upsert(Instance instance);
   void Erase(const std::string& name);
@@ -38,7 +46,9 @@ class PoolState {
   // whatever it holds; false when there is no such instance. `change` must
   // not rename it nor change its reservations (AddReservation and
   // RemoveReservation do).
-  bool Mutate(const std::string& name, const std::function<void(Instance&)>& change);
+  enum class Visibility { kShown, kQuiet };
+  bool Mutate(const std::string& name, const std::function<void(Instance&)>& change,
+              Visibility visibility = Visibility::kShown);
 
   // Allocation order: Allocated instances most filled first (pack players),
   // then Ready ones (current template first, longest Ready first). Neither
@@ -74,6 +84,7 @@ class PoolState {
 
  private:
   // Counts, allocation indexes and the outdated count (not the client index).
+  void Changed(Instance& i, Change change = Change::kModified);
   void IndexShape(const Instance& i, int sign);
   void Index(const Instance& i);
   void Unindex(const Instance& i);
@@ -88,6 +99,8 @@ class PoolState {
   PlanIndex plan_index_;
   int counts_[kInstanceStates] = {};
   int outdated_idle_ = 0;
+  std::uint64_t* clock_ = nullptr;
+  Observer observer_;
 };
 
 // Status as SPEC.md defines it, derived from state: counts by state,
