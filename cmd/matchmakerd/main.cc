@@ -261,7 +261,13 @@ int main(int argc, char** argv) {
   app.add_option("--queue-ttl", f.queue_ttl_s, "Seconds a queued client that does not ask again is kept")
       ->envname("MM_QUEUE_TTL")->check(CLI::Range(1, 86400))->capture_default_str();
   app.set_version_flag("--version", MM_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  // Usage errors exit 2 (as --validate errors do), whatever CLI11's code.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   if (!f.validate.empty()) return Validate(f.validate);
 

@@ -16,7 +16,10 @@
 #include "api/v1alpha1/codec.h"
 #include "api/v1alpha1/decode.h"
 #include "api/v1alpha1/yaml_json.h"
+#include "api/reservation/client_id.h"
+#include "cmd/mmctl/completion.h"
 #include "cmd/mmctl/convert.h"
+#include "cmd/mmctl/server_url.h"
 #include "cmd/mmctl/table.h"
 #include "operator/http/blocking_client.h"
 
@@ -46,15 +49,12 @@ struct Client {
   std::exit(code);
 }
 
-// "http://HOST:PORT[/...]" -> a client of HOST:PORT; exit 2 when malformed.
-Client ClientFor(std::string url, const std::string& flag) {
-  if (url.starts_with("http://")) url = url.substr(7);
-  if (auto slash = url.find('/'); slash != std::string::npos) url = url.substr(0, slash);
-  auto colon = url.rfind(':');
-  if (colon == std::string::npos || colon == 0) Fail(2, flag + " must be http://HOST:PORT");
+Client ClientFor(const std::string& url, const std::string& flag) {
+  auto parsed = mm::mmctl::ParseServerUrl(url);
+  if (auto* err = std::get_if<std::string>(&parsed)) Fail(2, flag + " " + *err);
   Client c;
-  c.host = url.substr(0, colon);
-  c.port = static_cast<std::uint16_t>(std::atoi(url.c_str() + colon + 1));
+  c.host = std::get<mm::mmctl::ServerAddress>(parsed).host;
+  c.port = std::get<mm::mmctl::ServerAddress>(parsed).port;
   return c;
 }
 
@@ -193,47 +193,97 @@ void Print(const json::value& v, const std::string& output) {
   }
 }
 
-int GetPools(Client& c, const std::string& name, const std::string& output) {
-  json::value v = GetJson(c, std::string(kPools) + (name.empty() ? "" : "/" + name));
-  if (output == "json" || output == "yaml") return Print(v, output), 0;
+struct GetOptions {
+  std::string output;  // "", wide, yaml, json, name
+  std::string selector;  // -l
+  bool no_headers = false;
+  bool watch = false;
+};
+
+std::vector<std::string> PoolHeaders(bool wide) {
+  std::vector<std::string> h = {"NAME", "WARM", "READY", "STARTING", "ALLOCATED", "FULL", "UNHEALTHY", "MAX", "AGE"};
+  if (wide) h.insert(h.end(), {"GENERATION", "CONDITIONS", "IMAGE/COMMAND"});
+  return h;
+}
+
+std::vector<std::string> PoolRow(const json::value& p, bool wide) {
+  auto n = [&](std::string_view s) { return std::to_string(Int(p, {"status", "instances", s})); };
+  std::vector<std::string> row = {Str(p.at("metadata"), "name"), std::to_string(Int(p, {"spec", "warm"})),
+                                  n("ready"), n("starting"), n("allocated"), n("full"), n("unhealthy"),
+                                  std::to_string(Int(p, {"spec", "maxInstances"})),
+                                  Age(Str(p.at("metadata"), "creationTimestamp"))};
+  if (wide) {
+    std::string conds;
+    if (auto* st = p.as_object().if_contains("status")) {
+      for (const auto& cnd : st->at("conditions").as_array()) {
+        if (cnd.at("status").as_string() == "True") conds += (conds.empty() ? "" : ",") + Str(cnd, "type");
+      }
+    }
+    const auto& t2 = p.at("spec").at("template");
+    std::string what = Str(t2, "image");
+    if (what.empty() && t2.as_object().contains("command")) what = std::string(t2.at("command").as_array()[0].as_string());
+    row.push_back(std::to_string(Int(p, {"metadata", "generation"})));
+    row.push_back(conds.empty() ? "<none>" : conds);
+    row.push_back(what);
+  }
+  return row;
+}
+
+std::vector<std::string> InstanceHeaders(bool wide) {
+  std::vector<std::string> h = {"NAME", "POOL", "STATE", "CLIENTS", "ADDRESS", "AGE"};
+  if (wide) h.insert(h.end(), {"CONTROL", "BACKEND-ID", "TEMPLATE", "MESSAGE"});
+  return h;
+}
+
+std::vector<std::string> InstanceRow(const json::value& i, bool wide) {
+  std::string address = "<none>";
+  const auto& ports = i.at("ports").as_object();
+  if (!ports.empty()) {
+    auto it = ports.find("game");
+    const auto& port = it != ports.end() ? it->value() : ports.begin()->value();
+    address = Str(i, "host") + ":" + std::to_string(port.as_int64());
+  }
+  std::vector<std::string> row = {Str(i, "name"), Str(i, "pool"), Str(i, "state"),
+                                  std::to_string(i.at("reservations").as_array().size()), address,
+                                  AgeMillis(Int(i, {"created"}))};
+  if (wide) {
+    row.push_back(Str(i, "controlHost") + ":" + std::to_string(Int(i, {"controlPort"})));
+    row.push_back(Str(i, "backendId"));
+    row.push_back(Str(i, "templateHash"));
+    row.push_back(Str(i, "message"));
+  }
+  return row;
+}
+
+std::string Query(const std::string& selector) {
+  return selector.empty() ? "" : "labelSelector=" + mm::reservation::PercentEncode(selector);
+}
+
+int GetPools(Client& c, const std::string& name, const GetOptions& o) {
+  std::string q = Query(o.selector);
+  json::value v = GetJson(c, std::string(kPools) + (name.empty() ? "" : "/" + name) + (q.empty() ? "" : "?" + q));
   std::vector<json::value> items;
   if (name.empty()) {
     for (const auto& p : v.at("items").as_array()) items.push_back(p);
   } else {
     items.push_back(v);
   }
-  mm::mmctl::Table t({"NAME", "WARM", "READY", "STARTING", "ALLOCATED", "FULL", "UNHEALTHY", "MAX", "AGE"});
-  if (output == "wide") t.AddColumns({"GENERATION", "CONDITIONS", "IMAGE/COMMAND"});
-  for (const auto& p : items) {
-    auto n = [&](std::string_view s) { return std::to_string(Int(p, {"status", "instances", s})); };
-    std::vector<std::string> row = {Str(p.at("metadata"), "name"), std::to_string(Int(p, {"spec", "warm"})),
-                                    n("ready"), n("starting"), n("allocated"), n("full"), n("unhealthy"),
-                                    std::to_string(Int(p, {"spec", "maxInstances"})),
-                                    Age(Str(p.at("metadata"), "creationTimestamp"))};
-    if (output == "wide") {
-      std::string conds;
-      if (auto* st = p.as_object().if_contains("status")) {
-        for (const auto& cnd : st->at("conditions").as_array()) {
-          if (cnd.at("status").as_string() == "True") conds += (conds.empty() ? "" : ",") + Str(cnd, "type");
-        }
-      }
-      const auto& t2 = p.at("spec").at("template");
-      std::string what = Str(t2, "image");
-      if (what.empty() && t2.as_object().contains("command")) what = std::string(t2.at("command").as_array()[0].as_string());
-      row.push_back(std::to_string(Int(p, {"metadata", "generation"})));
-      row.push_back(conds.empty() ? "<none>" : conds);
-      row.push_back(what);
-    }
-    t.AddRow(row);
+  if (o.output == "json" || o.output == "yaml") return Print(v, o.output), 0;
+  if (o.output == "name") {
+    for (const auto& p : items) std::printf("serverpool/%s\n", Str(p.at("metadata"), "name").c_str());
+    return 0;
   }
-  std::printf("%s", t.Render().c_str());
+  mm::mmctl::Table t(PoolHeaders(o.output == "wide"));
+  for (const auto& p : items) t.AddRow(PoolRow(p, o.output == "wide"));
+  std::printf("%s", t.Render("", !o.no_headers).c_str());
   return 0;
 }
 
-int GetInstances(Client& c, const std::string& pool, const std::string& output) {
+int GetInstances(Client& c, const std::string& pool, const GetOptions& o) {
   std::vector<std::string> names;
   if (pool.empty()) {
-    json::value list = GetJson(c, kPools);
+    std::string q = Query(o.selector);
+    json::value list = GetJson(c, std::string(kPools) + (q.empty() ? "" : "?" + q));
     for (const auto& p : list.at("items").as_array()) names.push_back(Str(p.at("metadata"), "name"));
   } else {
     names.push_back(pool);
@@ -243,31 +293,56 @@ int GetInstances(Client& c, const std::string& pool, const std::string& output) 
     json::value list = GetJson(c, std::string(kPools) + "/" + n + "/instances");
     for (const auto& i : list.at("items").as_array()) all.push_back(i);
   }
-  if (output == "json" || output == "yaml") {
-    return Print(json::object{{"kind", "InstanceList"}, {"items", all}}, output), 0;
+  if (o.output == "json" || o.output == "yaml") {
+    return Print(json::object{{"apiVersion", mm::api::kApiVersion}, {"kind", "InstanceList"}, {"items", all}}, o.output),
+           0;
   }
-  mm::mmctl::Table t({"NAME", "POOL", "STATE", "CLIENTS", "ADDRESS", "AGE"});
-  if (output == "wide") t.AddColumns({"CONTROL", "BACKEND-ID", "TEMPLATE", "MESSAGE"});
-  for (const auto& i : all) {
-    std::string address = "<none>";
-    const auto& ports = i.at("ports").as_object();
-    if (!ports.empty()) {
-      auto it = ports.find("game");
-      const auto& port = it != ports.end() ? it->value() : ports.begin()->value();
-      address = Str(i, "host") + ":" + std::to_string(port.as_int64());
-    }
-    std::vector<std::string> row = {Str(i, "name"), Str(i, "pool"), Str(i, "state"),
-                                    std::to_string(i.at("reservations").as_array().size()), address,
-                                    AgeMillis(Int(i, {"created"}))};
-    if (output == "wide") {
-      row.push_back(Str(i, "controlHost") + ":" + std::to_string(Int(i, {"controlPort"})));
-      row.push_back(Str(i, "backendId"));
-      row.push_back(Str(i, "templateHash"));
-      row.push_back(Str(i, "message"));
-    }
-    t.AddRow(row);
+  if (o.output == "name") {
+    for (const auto& i : all) std::printf("instance/%s\n", Str(i, "name").c_str());
+    return 0;
   }
-  std::printf("%s", t.Render().c_str());
+  mm::mmctl::Table t(InstanceHeaders(o.output == "wide"));
+  for (const auto& i : all) t.AddRow(InstanceRow(i, o.output == "wide"));
+  std::printf("%s", t.Render("", !o.no_headers).c_str());
+  return 0;
+}
+
+// `get -w`: the watch stream, printed as it comes (kubectl get -w): the
+// current objects, then each change. Ends when the server ends it.
+int Watch(Client& c, bool instances, const std::string& name, const GetOptions& o) {
+  if (instances && name.empty()) Fail(2, "get instances -w needs a pool: -p POOL");
+  std::string target = std::string(kPools) + (name.empty() ? "" : "/" + name) + (instances ? "/instances" : "") +
+                       "?watch=true";
+  if (!instances && !o.selector.empty()) target += "&" + Query(o.selector);
+  bool wide = o.output == "wide";
+  mm::mmctl::RowPrinter rows(instances ? InstanceHeaders(wide) : PoolHeaders(wide), !o.no_headers);
+  mm::http::HttpConnection conn(c.host, c.port);
+  mm::http::Headers headers;
+  if (!c.token.empty()) headers.emplace_back("Authorization", "Bearer " + c.token);
+  auto r = conn.Stream(target, headers, [&](std::string_view line) {
+    boost::system::error_code ec;
+    auto ev = json::parse(line, ec);
+    if (ec || !ev.is_object()) Fail(1, "the watch sent a line that is not an event: " + std::string(line.substr(0, 200)));
+    std::string type = Str(ev, "type");
+    if (type == "BOOKMARK") return true;
+    const auto& obj = ev.at("object");
+    if (o.output == "json") {
+      std::printf("%s\n", json::serialize(ev).c_str());
+    } else if (o.output == "yaml") {
+      std::printf("---\n%s", mm::api::ToYaml(ev).c_str());
+    } else if (o.output == "name") {
+      std::printf("%s/%s\n", instances ? "instance" : "serverpool",
+                  (instances ? Str(obj, "name") : Str(obj.at("metadata"), "name")).c_str());
+    } else {
+      auto row = instances ? InstanceRow(obj, wide) : PoolRow(obj, wide);
+      if (type == "DELETED") row[instances ? 2 : 1] = instances ? "<deleted>" : row[1];
+      std::printf("%s", rows.Row(row).c_str());
+    }
+    std::fflush(stdout);
+    return true;
+  }, std::chrono::minutes(5));
+  if (r.status != 200) Fail(1, ErrorOf(r));
+  if (!r.error.empty()) Fail(1, "watch: " + r.error);
   return 0;
 }
 
@@ -310,10 +385,25 @@ int Describe(Client& c, const std::string& name) {
   return 0;
 }
 
-int DeletePool(Client& c, const std::string& name, bool force) {
+int DeletePool(Client& c, const std::string& name, bool force, bool ignore_not_found) {
   auto r = c.Call("DELETE", std::string(kPools) + "/" + name + (force ? "?force=true" : ""));
-  if (r.status != 200) Fail(r.status == 404 ? 1 : 1, ErrorOf(r));
+  if (r.status == 404 && ignore_not_found) return 0;
+  if (r.status != 200) Fail(1, ErrorOf(r));
   std::printf("serverpool/%s deleted%s\n", name.c_str(), force ? " (forced)" : " (draining busy instances)");
+  return 0;
+}
+
+// Client and server versions; the server's from matchmaker_build_info.
+int Version(Client& c, bool client_only) {
+  std::printf("Client Version: %s\n", MM_VERSION);
+  if (client_only) return 0;
+  auto r = c.Call("GET", "/metrics");
+  if (r.status != 200) Fail(1, "cannot read the server's version: " + ErrorOf(r));
+  const std::string key = "matchmaker_build_info{version=\"";
+  auto at = r.body.find(key);
+  if (at == std::string::npos) Fail(1, "the server's /metrics has no matchmaker_build_info");
+  auto end = r.body.find('"', at + key.size());
+  std::printf("Server Version: %s\n", r.body.substr(at + key.size(), end - at - key.size()).c_str());
   return 0;
 }
 
@@ -353,12 +443,19 @@ int Convert(const std::string& env_file, const mm::mmctl::ConvertOptions& option
 
 }  // namespace
 
+constexpr char kExitCodes[] =
+    "Exit codes: 0 done; 1 error (the server said no, or could not be reached); 2 usage (bad flags, "
+    "arguments or input files; nothing was sent); 3 queued (mmctl request: the client waits in line).";
+
 int main(int argc, char** argv) {
   CLI::App app{"mmctl: drive matchmakerd (kubectl-shaped)"};
+  app.footer(kExitCodes);
+  app.set_version_flag("--version", std::string("mmctl ") + MM_VERSION);
   app.require_subcommand(1);
   std::string server = "http://127.0.0.1:3001";
   std::string token_file;
-  app.add_option("--server", server, "Admin API URL")->envname("MM_SERVER")->capture_default_str();
+  app.add_option("--server", server, "Admin API URL (http://HOST:PORT, IPv6 as http://[::1]:3001)")
+      ->envname("MM_SERVER")->capture_default_str();
   app.add_option("--token-file", token_file, "Bearer token for the admin API")->envname("MM_TOKEN_FILE");
 
   auto* apply = app.add_subcommand("apply", "Create or update pools from YAML");
@@ -370,12 +467,17 @@ int main(int argc, char** argv) {
   apply->add_option("--timeout", timeout_s, "Seconds to --wait")->capture_default_str();
 
   auto* get = app.add_subcommand("get", "List pools or instances");
-  std::string kind, name, output, pool;
+  std::string kind, name, pool;
+  GetOptions get_options;
   get->add_option("kind", kind, "pools|instances")->required()->check(
       CLI::IsMember({"pools", "pool", "serverpools", "sp", "instances", "instance"}));
   get->add_option("name", name, "Pool name");
-  get->add_option("-o,--output", output, "wide|yaml|json")->check(CLI::IsMember({"", "wide", "yaml", "json"}));
+  get->add_option("-o,--output", get_options.output, "wide|yaml|json|name")
+      ->check(CLI::IsMember({"", "wide", "yaml", "json", "name"}));
   get->add_option("-p,--pool", pool, "Only instances of this pool");
+  get->add_option("-l,--selector", get_options.selector, "Pools whose labels match: key=value[,key!=value...]");
+  get->add_flag("--no-headers", get_options.no_headers, "Tables without their header line");
+  get->add_flag("-w,--watch", get_options.watch, "After listing, print each change as it happens");
 
   auto* describe = app.add_subcommand("describe", "Show a pool in detail");
   std::string dkind, dname;
@@ -384,10 +486,11 @@ int main(int argc, char** argv) {
 
   auto* del = app.add_subcommand("delete", "Delete a pool (drains busy instances)");
   std::string delkind, delname;
-  bool force = false;
+  bool force = false, ignore_not_found = false;
   del->add_option("kind", delkind, "pool")->required()->check(CLI::IsMember({"pool", "pools", "serverpool", "sp"}));
   del->add_option("name", delname, "Pool name")->required();
   del->add_flag("--force", force, "Stop busy instances too");
+  del->add_flag("--ignore-not-found", ignore_not_found, "A pool that does not exist is not an error");
 
   auto* request = app.add_subcommand("request", "Act as a game client: POST /request and print the answer");
   std::string client_id, req_pool, client_server = "http://127.0.0.1:3000";
@@ -400,6 +503,14 @@ int main(int argc, char** argv) {
   bool ready = false;
   health->add_flag("--ready", ready, "Ask /readyz: also needs the backend reachable and state loaded");
 
+  auto* version = app.add_subcommand("version", "Print the client's version and the server's");
+  bool client_only = false;
+  version->add_flag("--client", client_only, "The client's only (no server needed)");
+
+  auto* completion = app.add_subcommand("completion", "Print a shell completion script: source <(mmctl completion bash)");
+  std::string shell;
+  completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
+
   auto* convert = app.add_subcommand("convert", "Print the ServerPool equivalent to another matchmaker's settings");
   std::string convert_from, env_file, auth_out;
   mm::mmctl::ConvertOptions convert_options;
@@ -411,8 +522,19 @@ int main(int argc, char** argv) {
   convert->add_option("--registry-auth-out", auth_out,
                       "Write IMAGE_REGISTRY_USERNAME/PASSWORD to this file for --registry-auth-file (mode 0600)");
 
-  CLI11_PARSE(app, argc, argv);
+  // Usage errors exit 2, whatever CLI11's own code for them (--help and
+  // --version exit 0).
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   if (*convert) return Convert(env_file, convert_options, auth_out);
+  if (*completion) {
+    std::fputs(mm::mmctl::BashCompletion().data(), stdout);
+    return 0;
+  }
 
   // Whatever the server sends (a proxy's HTML, truncated or malformed JSON,
   // fields of unexpected types), mmctl says so and exits 1; it never aborts.
@@ -424,6 +546,7 @@ int main(int argc, char** argv) {
       std::getline(in, c.token);
     }
 
+    if (*version) return Version(c, client_only);
     if (*health) {
       // The image's HEALTHCHECK: no shell or curl in a FROM scratch image.
       auto r = c.Call("GET", ready ? "/readyz" : "/healthz");
@@ -432,11 +555,15 @@ int main(int argc, char** argv) {
     }
     if (*apply) return Apply(c, files, wait, timeout_s);
     if (*get) {
-      if (kind.starts_with("instance")) return GetInstances(c, pool.empty() ? name : pool, output);
-      return GetPools(c, name, output);
+      bool instances = kind.starts_with("instance");
+      std::string target = instances ? (pool.empty() ? name : pool) : name;
+      // -w: the current objects, then each change, from one stream (no gap).
+      if (get_options.watch) return Watch(c, instances, target, get_options);
+      if (instances) return GetInstances(c, target, get_options);
+      return GetPools(c, target, get_options);
     }
     if (*describe) return Describe(c, dname);
-    if (*del) return DeletePool(c, delname, force);
+    if (*del) return DeletePool(c, delname, force, ignore_not_found);
     if (*request) {
       Client api = ClientFor(client_server, "--client-server");
       mm::http::HttpConnection conn(api.host, api.port);

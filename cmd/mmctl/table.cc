@@ -13,7 +13,7 @@ void Table::AddRow(std::vector<std::string> row) {
   rows_.push_back(std::move(row));
 }
 
-std::string Table::Render(const std::string& indent) const {
+std::string Table::Render(const std::string& indent, bool headers) const {
   std::vector<std::size_t> width(headers_.size());
   for (std::size_t c = 0; c < headers_.size(); ++c) {
     width[c] = headers_[c].size();
@@ -28,9 +28,28 @@ std::string Table::Render(const std::string& indent) const {
     }
     out += l + "\n";
   };
-  line(headers_);
+  if (headers) line(headers_);
   for (const auto& r : rows_) line(r);
   return out;
+}
+
+std::string RowPrinter::Row(const std::vector<std::string>& row) {
+  if (width_.empty()) {
+    for (const auto& h : headers_) width_.push_back(h.size());
+  }
+  for (std::size_t c = 0; c < row.size() && c < width_.size(); ++c) width_[c] = std::max(width_[c], row[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string l;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      l += cells[c];
+      if (c + 1 < cells.size() && c < width_.size()) l += std::string(width_[c] - std::min(width_[c], cells[c].size()) + 3, ' ');
+    }
+    return l + "\n";
+  };
+  std::string out;
+  if (!started_ && print_headers_) out = line(headers_);
+  started_ = true;
+  return out + line(row);
 }
 
 std::string HumanDuration(std::chrono::system_clock::duration d) {

@@ -119,3 +119,46 @@ TEST(ParseEnvFile, DotenvLines) {
 
 }  // namespace
 }  // namespace mm::mmctl
+
+#include "cmd/mmctl/server_url.h"
+
+namespace mm::mmctl {
+namespace {
+
+TEST(ServerUrl, HostsPortsAndRefusals) {
+  struct Case {
+    const char* url;
+    const char* host;  // "" when refused
+    int port;
+    const char* error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"http://127.0.0.1:3001", "127.0.0.1", 3001, ""},
+           {"http://127.0.0.1:3001/some/path", "127.0.0.1", 3001, ""},
+           {"http://[::1]:3001", "::1", 3001, ""},
+           {"http://[fe80::1]", "fe80::1", 80, ""},
+           {"http://matchmakerd:3001", "matchmakerd", 3001, ""},
+           {"https://127.0.0.1:3001", "", 0, "https is not supported yet"},
+           {"ftp://x:1", "", 0, "the scheme must be http"},
+           {"127.0.0.1:3001", "", 0, "not a URL"},
+           {"http://", "", 0, "no host"},
+           {"http://h:0", "", 0, "the port must be 1-65535"},
+           {"http://u:p@h:1", "", 0, "credentials in the URL"},
+           {"http://h:99999", "", 0, "the port must be 1-65535"},
+           {"not a url", "", 0, "not a URL"},
+       }) {
+    SCOPED_TRACE(c.url);
+    auto r = ParseServerUrl(c.url);
+    if (*c.host) {
+      ASSERT_EQ(r.index(), 0u) << std::get<1>(r);
+      EXPECT_EQ(std::get<0>(r).host, c.host);
+      EXPECT_EQ(std::get<0>(r).port, c.port);
+    } else {
+      ASSERT_EQ(r.index(), 1u);
+      EXPECT_NE(std::get<1>(r).find(c.error), std::string::npos) << std::get<1>(r);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mm::mmctl
