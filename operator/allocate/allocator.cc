@@ -10,6 +10,7 @@
 
 #include "api/reservation/client_id.h"
 #include "operator/allocate/decisions.h"
+#include "operator/log/context.h"
 #include "operator/http/client.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/controller.h"
@@ -219,6 +220,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
                                "/reservation/" + reservation::PercentEncode(a->client), "",
                                std::chrono::milliseconds(ps->pool().spec.reservation.timeoutMs)};
     client.Call(verify, [self = shared_from_this(), a, h](http::ClientResponse r) {
+      log::Scope scope({.pool = h.pool, .instance = h.instance, .client = a->client});
       auto* ps = self->controller.Find(h.pool);
       const Instance* inst = ps ? ps->Find(h.instance) : nullptr;
       switch (JudgeVerify(inst ? r.status : 404)) {
@@ -318,6 +320,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
 
   void OnHandshake(const std::shared_ptr<Attempt>& a, const std::string& pool, const std::string& name,
                    int retries_left, int cooldown_ms, const http::ClientResponse& r) {
+    log::Scope scope({.pool = pool, .instance = name, .client = a->client});
     if (metrics) metrics->Reservation(pool, r.status);
     auto* ps = controller.Find(pool);
     const Instance* inst = ps ? ps->Find(name) : nullptr;

@@ -12,6 +12,7 @@
 #include "api/v1alpha1/codec.h"
 #include "operator/backend/backend.h"
 #include "operator/http/client.h"
+#include "operator/log/context.h"
 #include "operator/metrics/metrics.h"
 #include "operator/reconcile/journal.h"
 #include "operator/state/health.h"
@@ -373,6 +374,7 @@ void Controller::Drain() {
 }
 
 void Controller::Reconcile(const std::string& name) {
+  log::Scope scope({.pool = name});
   auto& impl = *impl_;
   if (!started_) return;  // adoption first: every pool is queued once it is done
   auto it = impl.pools.find(name);
@@ -574,6 +576,7 @@ void Controller::Create(Entry& entry, int count) {
         --impl_->creates_in_flight;
         return;
       }
+      log::Scope scope({.instance = name});
       Record(it->second, "Normal", "Creating", "creating instance " + name);
       StartBackend(pool, name);
     });
@@ -587,6 +590,7 @@ void Controller::StartBackend(const std::string& pool, const std::string& name) 
   backend::InstanceSpec spec{pool, inst.name, inst.template_hash, ps.pool().spec.templ};
   impl.backend.Create(spec, [this, pool, name, alive = std::weak_ptr<bool>(impl_->alive)](backend::CreateResult result) {
     if (auto a = alive.lock(); !a || !*a) return;
+    log::Scope scope({.pool = pool, .instance = name});
     auto& impl = *impl_;
     --impl.creates_in_flight;
     auto it = impl.pools.find(pool);
@@ -638,6 +642,7 @@ void Controller::Probe(const std::string& pool, const std::string& name) {
                           "", impl.options.probe_timeout};
   http::AsyncCall(impl.io, req, [this, pool, name, alive = std::weak_ptr<bool>(impl_->alive)](http::ClientResponse r) {
     if (auto a = alive.lock(); !a || !*a) return;
+    log::Scope scope({.pool = pool, .instance = name});
     auto& impl = *impl_;
     auto it = impl.pools.find(pool);
     if (it == impl.pools.end()) return;
@@ -719,6 +724,7 @@ void Controller::HealthProbe(const std::string& pool, const std::string& name) {
 }
 
 void Controller::OnHealthProbe(Entry& e, const Instance& before, bool answered, const std::string& error) {
+  log::Scope scope({.pool = e.state->name(), .instance = before.name});
   auto& impl = *impl_;
   auto& ps = *e.state;
   const std::string pool = ps.name(), name = before.name;
@@ -835,6 +841,7 @@ void Controller::Asking(const std::string& pool, const std::string& instance) {
 
 void Controller::OnExit(const std::string& pool, const std::string& name, int exit_code,
                         const std::string& message) {
+  log::Scope scope({.pool = pool, .instance = name});
   auto& impl = *impl_;
   auto it = impl.pools.find(pool);
   if (it == impl.pools.end()) return;
@@ -1000,6 +1007,7 @@ void Controller::PersistPool(const Entry& entry, std::function<void(std::optiona
 }
 
 void Controller::Record(Entry& entry, std::string type, std::string reason, std::string message) {
+  log::Scope scope({.pool = entry.state->name(), .event = reason});
   spdlog::debug("pool {}: {} {}", entry.state->name(), reason, message);
   entry.events.push_back({state::FormatTime(state::Clock::now()), std::move(type), std::move(reason),
                           std::move(message)});

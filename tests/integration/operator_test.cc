@@ -338,6 +338,45 @@ TEST(Operator, JsonLogsAreOneJsonObjectPerLine) {
       << "the port banner is a JSON log line too";
 }
 
+// JSON lines say what they are about as fields, not only in "msg": the
+// pool, the instance, the client, the pool event.
+TEST(Operator, JsonLogsCarryPoolInstanceClientAndEventFields) {
+  Operator op("jsonfields");
+  ASSERT_TRUE(op.Start({"--log-format", "json", "--log-level", "debug"}));
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu",
+                    GameServerPool("eu", 1, 20, "  reservation: {timeoutMs: 300, retries: 0, cooldownMs: 100}\n"))
+                .status,
+            201);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  auto inst = op.Instances("eu").front();
+  std::string name(inst.at("name").as_string());
+  int pid = PidOf(inst);
+  // A frozen server: alice's handshake gets no answer (a warning about her
+  // and that server), then the server dies (an event: it crashed).
+  ::kill(pid, SIGSTOP);
+  op.Request("alice");
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(Eventually([&] { return op.Call("GET", std::string(kPools) + "/eu/events").body.find("killed by signal 9") !=
+                                      std::string::npos; }));
+  EXPECT_EQ(op.Terminate(), 0);
+  op.process()->WaitForLine("\x01never", 200ms);
+  std::istringstream lines(op.process()->output());
+  bool client_line = false, event_line = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    ASSERT_FALSE(ec) << line;
+    const auto& o = v.as_object();
+    auto field = [&](const char* k) { return o.contains(k) ? std::string(o.at(k).as_string()) : std::string(); };
+    client_line = client_line || (field("client") == "alice" && field("pool") == "eu" && field("instance") == name);
+    event_line = event_line || ((field("event") == "Exited" || field("event") == "CrashedAfterReady") &&
+                                field("pool") == "eu" && field("instance") == name);
+  }
+  EXPECT_TRUE(client_line) << op.process()->output();
+  EXPECT_TRUE(event_line) << op.process()->output();
+}
+
 TEST(Operator, MetricsAndHealth) {
   Operator op("metrics");
   ASSERT_TRUE(op.Start());
