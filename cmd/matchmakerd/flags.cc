@@ -50,6 +50,10 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->envname("MM_DOCKER_RESYNC_MS")->check(CLI::Range(50, 3600000))->group("")->configurable(false);
   app.add_option("--docker-ping-ms", f.docker_ping_ms, "docker: engine liveness check period (tests)")
       ->envname("MM_DOCKER_PING_MS")->check(CLI::Range(50, 3600000))->group("")->configurable(false);
+  app.add_flag("--repair-journal", f.repair_journal,
+               "A damaged journal (acknowledged records after a bad one) is cut at the damage, keeping a copy, "
+               "instead of stopping the start")
+      ->envname("MM_REPAIR_JOURNAL")->configurable(false);
   app.add_option("--listen", f.listen, "Client API address")->envname("MM_LISTEN")->capture_default_str();
   app.add_option("--max-instances", f.max_instances,
                  "Instances of all pools together (default: one per 16 MiB of memory, at least 64; 10,000 with "

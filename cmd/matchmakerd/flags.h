@@ -25,6 +25,7 @@ struct Flags {
   std::string public_address = "127.0.0.1";
   std::string auth = "header";
   std::string registry_auth_file;
+  bool repair_journal = false;
   int watch_bookmark_ms = 10'000;
   std::string jwt_secret_file;
   std::string jwt_public_key_file;

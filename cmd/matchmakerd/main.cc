@@ -327,11 +327,13 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   std::unique_ptr<mm::store::Store> store;
   try {
-    store = std::make_unique<mm::store::Store>(f.data_dir + "/state");
+    store = std::make_unique<mm::store::Store>(f.data_dir + "/state", mm::store::StoreOptions{.repair = f.repair_journal});
   } catch (const std::exception& e) {
     return Fail({1, e.what()});
   }
-  if (store->report().truncated_bytes) {
+  if (store->report().repaired) {
+    spdlog::error("journal: {}", store->report().detail);
+  } else if (store->report().truncated_bytes) {
     spdlog::warn("journal: dropped {} byte(s) of torn tail: {}", store->report().truncated_bytes,
                  store->report().detail);
   }

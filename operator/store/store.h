@@ -6,10 +6,16 @@
 //
 // On disk: <dir>/journal and <dir>/snapshot, each a sequence of records
 //   [u32 payload length][u32 CRC-32C of payload][payload]
-// payload = [u8 op ('P' put, 'D' delete)][u32 key length][key][value].
-// Recovery reads the snapshot, then the journal up to the first short or
-// corrupt record, and truncates the journal there (a torn write is the
-// tail of the last, never acknowledged, commit).
+// payload = [u8 op ('P' put, 'D' delete, 'C' commit)][u32 key length][key][value].
+// Each group commit in the journal ends with a 'C' record (its value the
+// group's number): what follows the last 'C' was never acknowledged.
+// Recovery reads the snapshot, then the journal. A bad record with nothing
+// valid after it, or with only records of an unfinished group after it, is
+// a torn tail (the last write, never acknowledged): the journal is cut
+// there. A bad record followed by a committed group is damage: acknowledged
+// data lies beyond it, and the store refuses to open (naming the offset and
+// what would be lost) unless `repair` says to cut there, keeping a copy of
+// the damaged journal.
 //
 // Thread-safety: every public method may be called from any thread. Commit
 // callbacks run on the store's writer thread.
@@ -35,15 +41,19 @@ struct Op {
 };
 
 struct RecoveryReport {
-  std::size_t records = 0;          // journal records replayed
-  std::size_t truncated_bytes = 0;  // torn or corrupt tail dropped
+  std::size_t records = 0;          // journal records replayed (puts and deletes)
+  std::size_t truncated_bytes = 0;  // torn tail (or, repaired, damage and what followed) dropped
   std::string detail;               // why, when something was dropped
+  bool repaired = false;            // damage was cut (StoreOptions::repair)
 };
 
 struct StoreOptions {
   // Compact when the journal is larger than this and than the snapshot.
   std::size_t compact_after_bytes = 8 * 1024 * 1024;
   bool sync = true;  // fdatasync each group; off only in benchmarks
+  // Damage in the journal: cut there (losing what follows; the damaged
+  // file is kept as journal.damaged-<unix time>) instead of refusing.
+  bool repair = false;
 };
 
 class Store {
@@ -70,8 +80,10 @@ class Store {
   std::uint64_t groups_written() const;
   std::uint64_t compactions() const;
 
-  // Encodes one record (exposed for tests that write torn/corrupt files).
+  // Encodes one record, and the record that ends group `group` (exposed
+  // for tests that write torn, corrupt or damaged files).
   static std::string EncodeRecord(const Op& op);
+  static std::string EncodeCommit(std::uint64_t group);
   // Replays records from `data` into `m`; returns the offset after the last
   // good one (`why` says what stopped it short).
   static std::size_t ReplayRecords(std::string_view data, std::map<std::string, std::string>& m,
@@ -82,6 +94,7 @@ class Store {
   void Run();
   void Recover();
   std::optional<std::string> Compact();
+  std::optional<std::string> MarkJournal();
 
   std::string dir_;
   StoreOptions options_;
@@ -101,10 +114,12 @@ class Store {
   };
   std::vector<Pending> queue_;
   std::uint64_t enqueued_ = 0, written_ = 0, groups_ = 0, compactions_ = 0;
+  std::uint64_t group_seq_ = 0;  // writer thread only
   bool stop_ = false;
   std::thread writer_;
 };
 
+// CRC-32C (Castagnoli), as Boost.CRC computes it.
 std::uint32_t Crc32c(std::string_view data);
 
 }  // namespace mm::store

@@ -377,6 +377,28 @@ TEST(Operator, JsonLogsCarryPoolInstanceClientAndEventFields) {
   EXPECT_TRUE(event_line) << op.process()->output();
 }
 
+// A journal damaged in the middle (acknowledged records after the damage)
+// stops matchmakerd with the reason; --repair-journal cuts it and starts.
+TEST(Operator, ADamagedJournalStopsTheStartUntilRepaired) {
+  Operator op("damaged");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", GameServerPool("eu", 0)).status, 201);
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/us", GameServerPool("us", 0)).status, 201);
+  op.Kill9();
+  const std::string journal = op.data_dir() + "/state/journal";
+  {
+    std::fstream f(journal, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(40);  // inside the first group's record, well before the last group
+    f.put('\x7f');
+  }
+  EXPECT_FALSE(op.Start());
+  EXPECT_EQ(op.process()->Wait(5s), 1);
+  EXPECT_NE(op.process()->output().find("is damaged"), std::string::npos) << op.process()->output();
+  ASSERT_TRUE(op.Start({"--repair-journal"}));
+  EXPECT_NE(op.process()->output().find("damaged, cut"), std::string::npos) << op.process()->output();
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+}
+
 TEST(Operator, MetricsAndHealth) {
   Operator op("metrics");
   ASSERT_TRUE(op.Start());
