@@ -3,11 +3,12 @@
 # new client id, against a matchmakerd with a warm pool of 4 mm-gameservers
 # of capacity 1,000,000, and the floor in the same run: wrk straight at one
 # mm-gameserver's POST /reservation/{id}. Everything on 127.0.0.1.
-#   bench/wrk_alloc.sh [BIN_DIR] [SECONDS] [CONNECTIONS]
+#   bench/wrk_alloc.sh [BIN_DIR] [SECONDS] [CONNECTIONS] [INSTANCES]
 set -euo pipefail
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-5}
 conns=${3:-8}
+instances=${4:-4}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; rm -rf "$dir"' EXIT
 
@@ -32,14 +33,15 @@ apiVersion: matchmaker.dev/v1alpha1
 kind: ServerPool
 metadata: {name: bench}
 spec:
-  warm: 4
-  maxInstances: 8
+  warm: $instances
+  maxInstances: $((instances * 2))
   template:
     command: ["$bin/mm-gameserver"]
     args: ["--address", "127.0.0.1", "--capacity", "1000000"]
     ports: [{name: game, containerPort: 7777}]
 YAML
 "$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
+  --max-connections-per-source 0 \
   > "$dir/mm.out" 2>&1 &
 for _ in $(seq 100); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.1; done
 admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
@@ -53,4 +55,5 @@ wrk -t1 -c "$conns" -d 2s -s "$dir/ids.lua" "http://$client/request" > /dev/null
 echo "== floor: wrk -> mm-gameserver POST /reservation/{id}, $conns connections"
 wrk -t1 -c "$conns" -d "${secs}s" --latency -s "$dir/floor.lua" "http://127.0.0.1:$gs" | grep -E "Requests/sec|50%|99%|Non-2xx"
 echo "== matchmakerd: wrk -> POST /request, $conns connections"
-wrk -t1 -c "$conns" -d "${secs}s" --latency -s "$dir/ids.lua" "http://$client/request" | grep -E "Requests/sec|50%|99%|Non-2xx"
+wrk -t1 -c "$conns" -d "${secs}s" --timeout 5s --latency -s "$dir/ids.lua" "http://$client/request" |
+  grep -E "Requests/sec|50%|99%|Non-2xx|timeout"

@@ -49,6 +49,7 @@ struct Attempt {
   bool from_queue = false;  // started by serving the queue
   bool reserved = false;    // a server granted a slot (in memory, maybe not yet durable)
   bool newly_queued = false;  // this attempt put the client in line (else it was there already)
+  bool blocked = false;       // waiting for a handshake of one of its pools to end
   int reasked = 0;          // Full instances asked again by this attempt
   std::vector<Waiter> waiters;
 };
@@ -81,7 +82,11 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   Options options;
   std::unordered_map<std::string, std::shared_ptr<Attempt>> flights;  // client -> its attempt
   std::set<std::string> handshaking;  // "pool/instance"
-  std::deque<std::shared_ptr<Attempt>> blocked;  // every candidate was mid-handshake
+  // Attempts that found every candidate mid-handshake, per pool, first come
+  // first served: a handshake that ends frees one instance, so it wakes one
+  // attempt of its pool (not all of them: that was quadratic in the
+  // number waiting, and collapsed throughput when thousands pressed Play).
+  std::map<std::string, std::deque<std::shared_ptr<Attempt>>> blocked;
   std::map<std::string, std::deque<std::string>> queues;  // pool -> clients, FIFO
   std::unordered_map<std::string, Queued> queued;         // client -> entry
   std::map<std::string, int> capacity;  // pool -> largest slot count seen on a Full instance
@@ -258,7 +263,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       waiting_on_handshake = waiting_on_handshake || pick.blocked;
     }
     if (waiting_on_handshake) {
-      blocked.push_back(a);  // retried as soon as a handshake ends
+      a->blocked = true;  // tried again when a handshake of one of its pools ends
+      for (const auto& pool : a->pools) blocked[pool].push_back(a);
       return;
     }
     if (AskFullAgain(a)) return;
@@ -314,7 +320,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
                        cooldown = policy.cooldownMs](http::ClientResponse r) {
       self->handshaking.erase(key);
       self->OnHandshake(a, pool, name, retries_left, cooldown, r);
-      self->RetryBlocked();
+      self->Unblock(pool);
     });
   }
 
@@ -372,11 +378,33 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     }
   }
 
-  void RetryBlocked() {
-    std::deque<std::shared_ptr<Attempt>> again;
-    again.swap(blocked);
-    for (auto& a : again) Try(a);
+  // A handshake of `pool` ended: its instance may take the next attempt
+  // that was waiting for one (an attempt that waits on several pools is
+  // woken once, by whichever ends first).
+  // One that cannot use the freed instance (it was refused there already)
+  // wakes the next, until one starts a handshake: a free instance never
+  // sits idle while attempts wait.
+  void Unblock(const std::string& pool) {
+    auto first = blocked.find(pool);
+    if (first == blocked.end()) return;
+    // One pass at most: an attempt that blocks again goes to the back.
+    for (std::size_t n = first->second.size(); n > 0; --n) {
+      auto it = blocked.find(pool);
+      if (it == blocked.end()) return;
+      if (it->second.empty()) {
+        blocked.erase(it);
+        return;
+      }
+      auto a = std::move(it->second.front());
+      it->second.pop_front();
+      if (!a->blocked) continue;
+      a->blocked = false;
+      std::size_t before = handshaking.size();
+      Try(a);
+      if (handshaking.size() > before) return;
+    }
   }
+
 
   // Nothing can take the client now: it waits in line (202), keeping its
   // place if it had one.
