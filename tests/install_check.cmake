@@ -14,6 +14,7 @@ foreach(f
     share/matchmaker/charts/prometheus/alerts.yml
     share/matchmaker/charts/grafana/matchmaker-dashboard.json
     share/matchmaker/examples/pools/deathmatch-eu.yaml
+    share/matchmaker/examples/matchmakerd.toml
     share/doc/matchmaker/README.md
     share/doc/matchmaker/reference.md
     share/doc/matchmaker/migrating-from-go-matchmaker.md)

@@ -93,7 +93,7 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--admin-allowed-hosts", f.admin_allowed_hosts,
                  "Host names a browser may use to reach the admin API, besides IP addresses and localhost")
       ->envname("MM_ADMIN_ALLOWED_HOSTS")
-      ->delimiter(',')->expected(0, 256)->capture_default_str();
+      ->delimiter(',');
   app.add_option("--admin-token-file", f.admin_token_file, "When set, /apis/ needs Authorization: Bearer <token>")
       ->envname("MM_ADMIN_TOKEN_FILE")->capture_default_str();
   app.add_option("--log-format", f.log_format, "text|json")
@@ -114,8 +114,13 @@ Parsed ParseFlags(int argc, char** argv, Flags& f, const char* version) {
   CLI::App app{"matchmakerd: keeps pools of game servers warm and hands them to players"};
   AddFlags(app, f);
   app.set_version_flag("--version", version);
-  app.set_config("--config", "", "TOML file of flags (keys: flag names without --); flags and MM_* env override it")
-      ->envname("MM_CONFIG");
+  // MM_CONFIG names the file when --config does not (CLI11 reads the file
+  // before the environment, so the variable is its default, and required).
+  const char* config_env = std::getenv("MM_CONFIG");
+  bool from_env = config_env && *config_env;
+  app.set_config("--config", from_env ? config_env : "",
+                 "TOML file of flags (keys: flag names without --); flags and MM_* env override it (env MM_CONFIG)",
+                 from_env);
   bool print_config = false;
   app.add_flag("--print-config", print_config, "Print the configuration in effect as a --config file, and exit")
       ->configurable(false);
@@ -131,6 +136,8 @@ Parsed ParseFlags(int argc, char** argv, Flags& f, const char* version) {
     int code = app.exit(e);
     return {true, code == 0 ? 0 : 2};  // usage errors exit 2, whatever CLI11's code
   }
+  // An empty list in a config file reads as one empty name.
+  std::erase(f.admin_allowed_hosts, std::string());
   if (print_config) {
     std::fputs(app.config_to_str(/*default_also=*/true, /*write_description=*/true).c_str(), stdout);
     return {true, 0};

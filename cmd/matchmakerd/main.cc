@@ -214,6 +214,9 @@ std::variant<Inputs, StartError> ReadInputs(const Flags& f) {
                                " error(s); nothing started"};
     }
     in.pools = std::move(decoded.pools);
+    // Applied at every start, unconditionally: a resourceVersion saved in
+    // the file (mmctl get -o yaml) is stale after any restart.
+    for (auto& p : in.pools) p.metadata.resourceVersion.clear();
   }
   if (!f.admin_token_file.empty()) {
     in.token = ReadSecret(f.admin_token_file);

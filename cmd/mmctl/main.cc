@@ -335,7 +335,7 @@ int Watch(Client& c, bool instances, const std::string& name, const GetOptions& 
                   (instances ? Str(obj, "name") : Str(obj.at("metadata"), "name")).c_str());
     } else {
       auto row = instances ? InstanceRow(obj, wide) : PoolRow(obj, wide);
-      if (type == "DELETED") row[instances ? 2 : 1] = instances ? "<deleted>" : row[1];
+      if (type == "DELETED") row[2] = "<deleted>";  // STATE of an instance, READY of a pool
       std::printf("%s", rows.Row(row).c_str());
     }
     std::fflush(stdout);

@@ -75,6 +75,7 @@ struct WatchHub::Impl : std::enable_shared_from_this<WatchHub::Impl> {
   std::map<std::uint64_t, Watcher> watchers;
   std::uint64_t next_id = 1;
   std::deque<Recorded> history;
+  std::size_t history_bytes = 0;
   bool recording = false;
   std::uint64_t history_from = 0;  // every change numbered above it is in `history`
   net::steady_timer bookmark_timer, idle_timer;
@@ -103,6 +104,7 @@ struct WatchHub::Impl : std::enable_shared_from_this<WatchHub::Impl> {
   void StopRecording() {
     recording = false;
     history.clear();
+    history_bytes = 0;
     controller.OnChange(nullptr);
     bookmark_timer.cancel();
   }
@@ -123,9 +125,11 @@ struct WatchHub::Impl : std::enable_shared_from_this<WatchHub::Impl> {
       if (Wants(w.request, r.kind, r.pool, r.labels) && !Send(w, r.line)) slow.push_back(id);
     }
     for (auto id : slow) Drop(id, "it does not read its events");
+    history_bytes += r.line.size();
     history.push_back(std::move(r));
-    while (history.size() > opts.history) {
+    while (history.size() > opts.history || history_bytes > opts.history_bytes) {
       history_from = history.front().rv;
+      history_bytes -= history.front().line.size();
       history.pop_front();
     }
   }
@@ -196,6 +200,10 @@ struct WatchHub::Impl : std::enable_shared_from_this<WatchHub::Impl> {
   http::Response Watch(Request req) {
     std::vector<std::string> first;
     std::uint64_t now = controller.resource_version();
+    if (watchers.size() >= opts.max_watchers) {
+      return Error(Reason::kTooManyRequests, "too many watches (" + std::to_string(opts.max_watchers) +
+                                                 "): the admin API keeps room for other requests");
+    }
     if (req.kind == Kind::kInstances && !controller.Get(req.pool)) {
       return Error(Reason::kNotFound, "serverpools \"" + req.pool + "\" not found");
     }

@@ -35,6 +35,8 @@ bool Matches(const LabelSelector& selector, const std::map<std::string, std::str
 
 struct WatchOptions {
   std::size_t history = 4096;                    // changes kept for resuming
+  std::size_t history_bytes = 16 << 20;          // and at most this many bytes of them
+  std::size_t max_watchers = 64;                 // beyond: 429 (the admin API keeps room for the rest)
   std::chrono::seconds keep_history{300};        // recorded this long after the last watcher leaves
   std::chrono::milliseconds bookmark{10'000};    // heartbeat period
   std::size_t watcher_buffer = 1 << 20;          // bytes a watcher may leave unread

@@ -46,6 +46,21 @@ TEST(ConfigFile, FlagsBeatTheEnvironmentWhichBeatsTheFile) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ConfigFile, MmConfigNamesTheFileAndListsReadBack) {
+  auto config = TempFile("env.toml", "admin-allowed-hosts = [\"a.example\", \"b.example\"]\nqueue-ttl = 30\n");
+  auto r = RunCommand({"/usr/bin/env", "MM_CONFIG=" + config, BinPath("matchmakerd"), "--print-config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("admin-allowed-hosts=[\"a.example\", \"b.example\"]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("queue-ttl=30"), std::string::npos) << r.out;
+  // What --print-config writes, --config reads.
+  auto again = TempFile("again.toml", r.out);
+  auto back = RunCommand({"/usr/bin/env", "-i", BinPath("matchmakerd"), "--config", again, "--print-config"});
+  EXPECT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(back.out, r.out);
+  auto missing = RunCommand({"/usr/bin/env", "MM_CONFIG=/nonexistent/matchmakerd.toml", BinPath("matchmakerd")});
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
 TEST(ConfigFile, AMisspeltKeyOrAMissingFileStopsTheStart) {
   auto bad = TempFile("bad.toml", "admin-lisen = \"127.0.0.1:1\"\n");
   auto r = RunCommand({BinPath("matchmakerd"), "--config", bad});

@@ -278,6 +278,37 @@ TEST(Watch, AWatcherThatDoesNotReadIsDroppedAndNobodyWaitsForIt) {
   EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
 }
 
+// Watches cannot take the admin API's every connection: beyond 64, 429,
+// and the rest of the API (the image's HEALTHCHECK) still answers.
+TEST(Watch, WatchesAreCappedSoTheAdminApiStaysReachable) {
+  Operator op("watch-cap");
+  ASSERT_TRUE(op.Start({"--watch-bookmark-ms", "100"}));
+  std::vector<int> fds;
+  std::string get = std::string("GET ") + kPools + "?watch=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  for (int i = 0; i < 64; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(op.admin_port());
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::write(fd, get.data(), get.size()), static_cast<ssize_t>(get.size()));
+    fds.push_back(fd);
+  }
+  ASSERT_TRUE(Eventually([&] {
+    http::HttpConnection conn(op.admin_port());
+    return conn.Stream(std::string(kPools) + "?watch=true", {}, [](std::string_view) { return false; }, 5s).status == 429;
+  }, 10s));
+  EXPECT_EQ(op.Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(op.Call("GET", kPools).status, 200);
+  for (int fd : fds) ::close(fd);
+  // Their places come back.
+  EXPECT_TRUE(Eventually([&] {
+    http::HttpConnection conn(op.admin_port());
+    return conn.Stream(std::string(kPools) + "?watch=true", {}, [](std::string_view) { return false; }, 5s).status == 200;
+  }, 10s));
+}
+
 TEST(ResourceVersion, AStalePutIs409AcrossARestartToo) {
   Operator op("resource-version");
   ASSERT_TRUE(op.Start());
