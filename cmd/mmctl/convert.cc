@@ -6,6 +6,7 @@
 
 #include "api/v1alpha1/codec.h"
 #include "api/v1alpha1/types.h"
+#include "operator/backend/registry_auth.h"
 
 namespace mm::mmctl {
 namespace {
@@ -144,14 +145,8 @@ std::variant<Converted, std::string> ConvertGoMatchmaker(const Env& env, const C
   }
   std::string user = Get(env, "IMAGE_REGISTRY_USERNAME");
   if (!user.empty()) {
-    std::string registry = "docker.io";
-    if (auto slash = t.image.find('/'); slash != std::string::npos) {
-      auto first = t.image.substr(0, slash);
-      if (first.find('.') != std::string::npos || first.find(':') != std::string::npos || first == "localhost") {
-        registry = first;
-      }
-    }
-    boost::json::object auths{{registry, boost::json::object{{"username", user},
+    // The key matchmakerd looks the image's credentials up by.
+    boost::json::object auths{{backend::RegistryHost(t.image), boost::json::object{{"username", user},
                                                              {"password", Get(env, "IMAGE_REGISTRY_PASSWORD")}}}};
     out.auth_json = boost::json::serialize(boost::json::object{{"auths", std::move(auths)}}) + "\n";
   }
