@@ -5,6 +5,7 @@
 # Ready instance (liveness probes once a second each). 127.0.0.1 only.
 #   bench/pool_scale.sh [BIN_DIR] [N] [CREATES_PER_SECOND (0: no limit)]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:-build/bin}")
 n=${2:-1000}
 rate=${3:-0}
@@ -38,11 +39,7 @@ spec:
     args: ["--address", "127.0.0.1", "--capacity", "7"]
     ports: [{name: game, containerPort: 7777}]
 YAML
-"$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
-  --max-instances "$n" --max-creates-per-second "$rate" > "$dir/mm.out" 2>&1 &
-pid=$!
-for _ in $(seq 300); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.01; done
-admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
+start_matchmakerd "$bin" "$dir" --max-instances "$n" --max-creates-per-second "$rate"
 t0=$(now_ms)
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait --timeout 600 > /dev/null
 t1=$(now_ms)

@@ -6,19 +6,13 @@
 # Everything on 127.0.0.1.
 #   bench/restart_memory.sh [BIN_DIR] [SECONDS]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-20}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; rm -rf "$dir"' EXIT
 
-cat > "$dir/ids.lua" <<'LUA'
-local n = 0
-local tag = tostring(math.random(1, 1e9))
-request = function()
-  n = n + 1
-  return wrk.format("POST", nil, {["Authorization"] = "mem-" .. tag .. "-" .. n}, "")
-end
-LUA
+write_ids_lua "$dir/ids.lua" mem
 cat > "$dir/pool.yaml" <<YAML
 apiVersion: matchmaker.dev/v1alpha1
 kind: ServerPool
@@ -31,20 +25,12 @@ spec:
     args: ["--address", "127.0.0.1", "--capacity", "1000000"]
     ports: [{name: game, containerPort: 7777}]
 YAML
-start() {
-  "$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
-    --max-connections-per-source 0 > "$dir/mm.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.01; done
-  admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
-  client=$(grep -o 'client=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
-}
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 reservations() {  # the CLIENTS column, summed
   "$bin/mmctl" --server "http://$admin" get instances -p bench --no-headers | awk '{n += $4} END {print n + 0}'
 }
 
-start
+start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 before=$(rss_kb "$pid")
 wrk -t1 -c 64 -d "${secs}s" -s "$dir/ids.lua" "http://$client/request" > "$dir/wrk.out"
@@ -56,7 +42,7 @@ ls -l "$dir/data/state" | awk 'NR > 1 {print "state file:", $NF, $5, "bytes"}'
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 t0=$(date +%s%N)
-start
+start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
 for _ in $(seq 6000); do
   "$bin/mmctl" --server "http://$admin" health --ready > /dev/null 2>&1 && break
   sleep 0.005

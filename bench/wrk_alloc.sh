@@ -5,6 +5,7 @@
 # mm-gameserver's POST /reservation/{id}. Everything on 127.0.0.1.
 #   bench/wrk_alloc.sh [BIN_DIR] [SECONDS] [CONNECTIONS] [INSTANCES]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-5}
 conns=${3:-8}
@@ -12,15 +13,7 @@ instances=${4:-4}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; rm -rf "$dir"' EXIT
 
-cat > "$dir/ids.lua" <<'LUA'
--- every request a new Authorization (client id); wrk runs one Lua state per thread
-local n = 0
-local tag = tostring(math.random(1, 1e9))
-request = function()
-  n = n + 1
-  return wrk.format("POST", nil, {["Authorization"] = "wrk-" .. tag .. "-" .. n}, "")
-end
-LUA
+write_ids_lua "$dir/ids.lua" wrk
 cat > "$dir/floor.lua" <<'LUA'
 local n = 0
 request = function()
@@ -40,12 +33,7 @@ spec:
     args: ["--address", "127.0.0.1", "--capacity", "1000000"]
     ports: [{name: game, containerPort: 7777}]
 YAML
-"$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
-  --max-connections-per-source 0 \
-  > "$dir/mm.out" 2>&1 &
-for _ in $(seq 100); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.1; done
-admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
-client=$(grep -o 'client=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
+start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 "$bin/mm-gameserver" --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 1000000 > "$dir/gs.out" 2>&1 &
 for _ in $(seq 100); do grep -q "control=" "$dir/gs.out" && break; sleep 0.1; done
