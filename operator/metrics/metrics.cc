@@ -94,7 +94,6 @@ struct Metrics::Impl {
   // an Add of the same series and guards `pools`.
   std::mutex mu;
   std::set<std::string> pools;  // pools whose counters exist (at 0 from the start)
-  std::map<std::string, std::set<int>> reservation_codes;  // pool -> codes with a series
 };
 
 Metrics::Metrics(const std::string& version) : impl_(new Impl) {
@@ -153,8 +152,16 @@ void Metrics::RemovePool(const std::string& pool) {
   Drop(m.allocation_seconds, {{"pool", pool}}, kLatency);
   Drop(m.startup, {{"pool", pool}}, kStartup);
   Drop(m.max_instances, {{"pool", pool}});
-  for (int code : m.reservation_codes[pool]) Drop(m.reservations, {{"pool", pool}, {"code", std::to_string(code)}});
-  m.reservation_codes.erase(pool);
+  // Handshake codes are whatever servers answered: the family says which.
+  std::vector<p::Labels> codes;
+  for (const auto& family : m.reservations.Collect()) {
+    for (const auto& metric : family.metric) {
+      p::Labels labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      if (labels["pool"] == pool) codes.push_back(std::move(labels));
+    }
+  }
+  for (const auto& labels : codes) Drop(m.reservations, labels);
 }
 
 void Metrics::ObserveReconcile(double seconds) { impl_->reconcile_all.Observe(seconds); }
@@ -195,7 +202,6 @@ void Metrics::SetBackendUp(const std::string& backend, bool up) {
 void Metrics::Reservation(const std::string& pool, int code) {
   std::lock_guard lock(impl_->mu);
   impl_->reservations.Add({{"pool", pool}, {"code", std::to_string(code)}}).Increment();
-  impl_->reservation_codes[pool].insert(code);
 }
 
 void Metrics::SetPending(const std::string& pool, int pending) {
