@@ -3,7 +3,8 @@
 # bookworm's packages. Idempotent; silent when everything is present.
 # (prometheus: its promtool checks the alert rules and /metrics in the tests;
 # clang and its libFuzzer runtime: the fuzz targets, hack/fuzz.sh;
-# docker-registry: the registry the pull e2e tests push to and pull from.)
+# docker-registry: the registry the pull e2e tests push to and pull from;
+# iproute2 and iptables: the network namespaces of hack/swarm-nodes.sh.)
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,7 @@ packages=(
   openssl
   prometheus
   docker-registry
+  iproute2 iptables
 )
 
 missing=()

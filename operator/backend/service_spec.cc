@@ -190,6 +190,14 @@ Verdict JudgeService(const TaskView* task, const NodeView* node, bool creating, 
   if (task->phase() == TaskPhase::kRunning && node && !node->ready) {
     return ended(-1, "node " + node->id + " is down");
   }
+  // A task assigned to a node that then went down or was drained never runs:
+  // with restart condition "none" swarm does not place it again, so waiting
+  // would only end in the start timeout. Seen on a real 3-node swarm: a create
+  // sent while a worker was stopping sat on it, assigned, for 60 s.
+  if (task->phase() == TaskPhase::kPending && node && (!node->ready || !node->active)) {
+    return ended(-1, "node " + node->id + (node->ready ? " was drained" : " is down") + " before the task ran (" +
+                         task->Describe() + ")");
+  }
   if (!creating) return v;
   if (task->phase() == TaskPhase::kRunning && node && spec) {
     auto placed = PlacementFromTask(*task, *node, *spec, opts);

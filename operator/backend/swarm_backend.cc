@@ -123,6 +123,34 @@ struct SwarmBackend::Impl : EngineCore, std::enable_shared_from_this<SwarmBacken
     });
   }
 
+  // Swarm's constraint enforcer ends a running task whose node no longer
+  // meets its service's constraints: relabelling a node would kill the game
+  // servers on it, players and all. Once a task runs, its service's
+  // constraints become `node.id==<its node>`; an update that changes only
+  // the placement, and that the node still meets, leaves the task running
+  // (seen on a real 3-node swarm, docs/swarm.md).
+  void PinToNode(const std::string& id, const std::string& node_id) {
+    if (node_id.empty()) return;
+    Call("GET", "/services/" + Enc(id), nullptr, [weak = weak_from_this(), id, node_id](Result r) {
+      auto self = weak.lock();
+      if (!self || !r.ok()) return;
+      const auto* version = JsonAt(r.body, {"Version", "Index"});
+      const auto* spec = JsonAt(r.body, {"Spec"});
+      if (!version || !version->is_int64() || !spec || !spec->is_object()) return;
+      json::value body = *spec;
+      auto& task = body.as_object()["TaskTemplate"];
+      if (!task.is_object()) return;
+      task.as_object()["Placement"] = json::object{{"Constraints", json::array{"node.id==" + node_id}}};
+      self->Call("POST", "/services/" + Enc(id) + "/update?version=" + std::to_string(version->get_int64()),
+                 std::move(body), [id](Result r) {
+                   if (!r.ok() && r.code != Errc::kNotFound) {
+                     spdlog::warn("swarm: pin service {} to its node: {} (a node label change may end it)", id,
+                                  r.message);
+                   }
+                 });
+    });
+  }
+
   void SchedulePoll() {
     if (closed) return;
     poll_timer.expires_after(opts.poll);
@@ -208,6 +236,7 @@ struct SwarmBackend::Impl : EngineCore, std::enable_shared_from_this<SwarmBacken
                                opts.pending_grace, s.spec ? &*s.spec : nullptr, opts.service);
       if (v.kind == Verdict::kPlaced) {
         auto done = std::exchange(s.done, nullptr);
+        if (!s.spec->templ.placement.constraints.empty()) PinToNode(id, task->node_id);
         s.spec.reset();
         done(v.placement);
       } else if (v.kind == Verdict::kEnded) {

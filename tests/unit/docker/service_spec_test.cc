@@ -212,6 +212,11 @@ TEST(SwarmTransitions, JudgedFromFakeApiObjects) {
       {"node drained", task("shutdown"), &drained, false, old, Verdict::kEnded,
        "node n1 was drained (task shutdown: shutdown)"},
       {"completed", task("complete"), &up, false, old, Verdict::kEnded, "task complete: exit code 0"},
+      {"creating, assigned to a node that then went down", task("assigned"), &down, true, young, Verdict::kEnded,
+       "node n1 is down before the task ran (task assigned: assigned)"},
+      {"creating, assigned to a node that was then drained", task("assigned"), &drained, true, young,
+       Verdict::kEnded, "node n1 was drained before the task ran (task assigned: assigned)"},
+      {"creating, preparing on a node that is up", task("preparing"), &up, true, young, Verdict::kWait, ""},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.desc);
