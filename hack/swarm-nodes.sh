@@ -55,7 +55,16 @@ sock() { echo "unix://$run/$1/docker.sock"; }
 addr() { echo "$net.$(node_index "$1")"; }
 dk() { local node=$1; shift; DOCKER_HOST=$(sock "$node") timeout 60 docker "$@"; }
 answers() { DOCKER_HOST=$(sock "$1") timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-pid_of() { local f=$run/$1/dockerd.pid; [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+# A live process, not a zombie: an engine that was stopped stays one until
+# something reaps it, and where pid 1 does not reap, `kill -0` would call it
+# alive for ever.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+pid_of() { local f=$run/$1/dockerd.pid; [ -s "$f" ] && alive "$(cat "$f")" && cat "$f"; }
 count() { cat "$run/count" 2>/dev/null || echo 0; }
 
 start_engine() {
@@ -85,7 +94,7 @@ stop_engine() {
   pid=$(pid_of "$node") || { say "$node is not running"; return 0; }
   kill -TERM "$pid"
   for _ in $(seq 1 240); do  # dockerd stops its containers first (10 s grace each, in parallel)
-    kill -0 "$pid" 2>/dev/null || return 0
+    alive "$pid" || return 0
     sleep 0.25
   done
   say "$node: dockerd did not stop within 60 s; killing it"
@@ -103,9 +112,9 @@ down() {
     fi
   done
   for _ in $(seq 1 120); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
+    local left=0
+    for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+    [ "$left" = 0 ] && break
     sleep 0.25
   done
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
@@ -205,7 +214,7 @@ case "$cmd" in
     node_index "$2" >/dev/null
     pid=$(pid_of "$2") || die "$2 is not running"
     kill -KILL "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.25; done
+    for _ in $(seq 1 40); do alive "$pid" || exit 0; sleep 0.25; done
     die "$2: dockerd $pid did not die"
     ;;
   start) [ $# = 2 ] || die "usage: $0 start NODE"; node_index "$2" >/dev/null; start_engine "$2" ;;
