@@ -221,6 +221,7 @@ void Controller::Start() {
     }
     it->second.state->AddReservation(where->second, *client, MetadataOf(value));
   }
+  impl.store.ReleaseRecovered();  // loaded: the pools hold it now
   // Handshakes that were in flight at the crash: the server may have
   // granted the slot. Each is taken as held (journaled now) until the
   // server says otherwise, so the client is not given a second server.

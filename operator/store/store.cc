@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <boost/crc.hpp>
 #include <cerrno>
@@ -172,12 +175,13 @@ std::string Store::EncodeRecord(const Op& op) {
 }
 
 Store::Store(std::string dir, StoreOptions options)
-    : dir_(std::move(dir)), options_(options) {
+    : dir_(std::move(dir)), options_(std::move(options)) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("data dir " + dir_ + ": " + ec.message());
   Recover();
   writer_ = std::thread([this] { Run(); });
+  compactor_ = std::thread([this] { RunCompactor(); });
 }
 
 Store::~Store() {
@@ -186,8 +190,70 @@ Store::~Store() {
     stop_ = true;
   }
   cv_.notify_all();
-  writer_.join();
+  compact_cv_.notify_all();
+  writer_.join();  // writes what is queued
+  compactor_.join();  // an unfinished compaction is dropped: its files are not in use yet
   if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+void Store::ReleaseRecovered() {
+  std::map<std::string, std::string>().swap(recovered_);
+#ifdef __GLIBC__
+  ::malloc_trim(0);  // a map's many small blocks are freed, not returned, otherwise
+#endif
+}
+
+// Replays one journal file into `state`: a torn tail is cut, damage refuses
+// the open (or is cut, with a copy kept, under `repair`). Returns the size
+// of its good part.
+std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string, std::string>& state) {
+  std::string journal = ReadFile(path);
+  Replayed r = Replay(journal, &state);
+  std::size_t good = r.end;
+  report_.records += r.records;
+  if (good == journal.size()) return good;
+  // Torn tail or damage? Valid records after the bad one that include a
+  // finished group mean acknowledged data lies beyond it. A journal
+  // written before groups were marked has no 'C' at all: any valid
+  // record after the bad one then counts as acknowledged.
+  auto after = ValidAfter(journal, good);
+  bool marked = r.commits > 0 || (after && after->second.commits > 0);
+  bool damage = after && (!marked || after->second.commits > 0);
+  std::string detail;
+  if (damage) {
+    std::string what = r.why + "; " + std::to_string(after->second.records) + " record(s) in " +
+                       std::to_string(journal.size() - after->first) + " byte(s) from offset " +
+                       std::to_string(after->first) + " follow it" +
+                       (after->second.commits > 0
+                            ? " (" + std::to_string(after->second.commits) + " acknowledged group(s))"
+                            : "");
+    if (!options_.repair) {
+      throw std::runtime_error(path + " is damaged: " + what +
+                               ". Nothing was changed. Start with --repair-journal to cut the journal there "
+                               "(those records are lost; the damaged file is kept), or restore a backup.");
+    }
+    std::string copy = path + ".damaged-" +
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+    std::error_code ec;
+    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) throw std::runtime_error("keep a copy of the damaged journal as " + copy + ": " + ec.message());
+    report_.repaired = true;
+    detail = "damaged, cut (a copy is " + copy + "): " + what;
+  } else {
+    detail = r.why;
+  }
+  report_.detail = report_.detail.empty() ? detail : report_.detail + "; " + detail;
+  report_.truncated_bytes += journal.size() - good;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(good)) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(Errno("truncate " + path));
+  }
+  ::fdatasync(fd);
+  ::close(fd);
+  return good;
 }
 
 void Store::Recover() {
@@ -199,61 +265,25 @@ void Store::Recover() {
     throw std::runtime_error(dir_ + "/snapshot: " + snap.why);
   }
   snapshot_bytes_ = snapshot.size();
-  std::string journal_path = dir_ + "/journal";
-  std::string journal = ReadFile(journal_path);
-  std::map<std::string, std::string> state = recovered_;
-  Replayed r = Replay(journal, &state);
-  std::size_t good = r.end;
-  if (good != journal.size()) {
-    // Torn tail or damage? Valid records after the bad one that include a
-    // finished group mean acknowledged data lies beyond it. A journal
-    // written before groups were marked has no 'C' at all: any valid
-    // record after the bad one then counts as acknowledged.
-    auto after = ValidAfter(journal, good);
-    bool marked = r.commits > 0 || (after && after->second.commits > 0);
-    bool damage = after && (!marked || after->second.commits > 0);
-    if (damage) {
-      std::string what = r.why + "; " + std::to_string(after->second.records) + " record(s) in " +
-                         std::to_string(journal.size() - after->first) + " byte(s) from offset " +
-                         std::to_string(after->first) + " follow it" +
-                         (after->second.commits > 0
-                              ? " (" + std::to_string(after->second.commits) + " acknowledged group(s))"
-                              : "");
-      if (!options_.repair) {
-        throw std::runtime_error(journal_path + " is damaged: " + what +
-                                 ". Nothing was changed. Start with --repair-journal to cut the journal there "
-                                 "(those records are lost; the damaged file is kept), or restore a backup.");
-      }
-      std::string copy = journal_path + ".damaged-" +
-                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count());
-      std::error_code ec;
-      std::filesystem::copy_file(journal_path, copy, std::filesystem::copy_options::overwrite_existing, ec);
-      if (ec) throw std::runtime_error("keep a copy of the damaged journal as " + copy + ": " + ec.message());
-      report_.repaired = true;
-      report_.detail = "damaged, cut (a copy is " + copy + "): " + what;
-    } else {
-      report_.detail = r.why;
-    }
-    report_.truncated_bytes = journal.size() - good;
+  std::string().swap(snapshot);
+  std::filesystem::remove(dir_ + "/snapshot.tmp");  // a compaction the last run did not finish
+  // A sealed segment the last run did not fold in (possibly already in the
+  // snapshot: replaying it again changes nothing), then the active journal.
+  const std::string sealed_path = dir_ + "/journal.old";
+  if (std::filesystem::exists(sealed_path)) {
+    RecoverJournal(sealed_path, recovered_);
+    sealed_ = true;  // the compactor folds it in first thing
   }
-  recovered_ = std::move(state);
-  report_.records = r.records;
+  const std::string journal_path = dir_ + "/journal";
+  std::size_t good = std::filesystem::exists(journal_path) ? RecoverJournal(journal_path, recovered_) : 0;
   journal_fd_ = ::open(journal_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (journal_fd_ < 0) throw std::runtime_error(Errno(journal_path));
-  if (good != journal.size()) {
-    if (::ftruncate(journal_fd_, static_cast<off_t>(good)) != 0) {
-      throw std::runtime_error(Errno("truncate " + journal_path));
-    }
-    ::fdatasync(journal_fd_);
-  }
   ::lseek(journal_fd_, static_cast<off_t>(good), SEEK_SET);
   journal_bytes_ = good;
   if (journal_bytes_ == 0) {
     if (auto err = MarkJournal()) throw std::runtime_error(*err);
+    SyncDir(dir_);
   }
-  live_ = recovered_;
 }
 
 // A journal starts with a commit record (group 0): a journal of this
@@ -282,6 +312,11 @@ void Store::Flush() {
   flushed_cv_.wait(lock, [&] { return written_ >= target; });
 }
 
+void Store::WaitCompacted() {
+  std::unique_lock lock(mu_);
+  compacted_cv_.wait(lock, [&] { return !sealed_ || stop_; });
+}
+
 std::uint64_t Store::groups_written() const {
   std::lock_guard lock(mu_);
   return groups_;
@@ -290,6 +325,11 @@ std::uint64_t Store::groups_written() const {
 std::uint64_t Store::compactions() const {
   std::lock_guard lock(mu_);
   return compactions_;
+}
+
+std::string Store::compaction_error() const {
+  std::lock_guard lock(mu_);
+  return compaction_error_;
 }
 
 void Store::Run() {
@@ -315,12 +355,6 @@ void Store::Run() {
     }
     if (!error) {
       journal_bytes_ += buf.size();
-      for (const auto& p : group) {
-        for (const auto& op : p.ops) Apply(live_, op);
-      }
-      if (journal_bytes_ > options_.compact_after_bytes && journal_bytes_ > snapshot_bytes_) {
-        if (auto err = Compact()) error = err;
-      }
     } else {
       // Drop whatever part of the group reached the file: it was never
       // acknowledged, and a later group must not follow a torn record.
@@ -330,6 +364,13 @@ void Store::Run() {
     for (auto& p : group) {
       if (p.done) p.done(error);
     }
+    bool seal = false;
+    {
+      std::lock_guard lock(mu_);
+      seal = !error && !sealed_ && !seal_broken_ && journal_bytes_ > options_.compact_after_bytes &&
+             journal_bytes_ > snapshot_bytes_;
+    }
+    if (seal) Seal();  // before Flush() returns: a caller that flushed sees the segment sealed
     {
       std::lock_guard lock(mu_);
       written_ += group.size();
@@ -339,28 +380,156 @@ void Store::Run() {
   }
 }
 
-std::optional<std::string> Store::Compact() {
-  std::string tmp = dir_ + "/snapshot.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno(tmp);
-  std::string buf;
-  for (const auto& [k, v] : live_) buf += EncodeRecord({Op::kPut, k, v});
-  bool ok = WriteAll(fd, buf) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), (dir_ + "/snapshot").c_str()) != 0) {
-    return Errno("snapshot");
+// Writer thread: the journal becomes journal.old, a new journal starts, and
+// the compactor is told. On failure nothing changes and writes go on.
+void Store::Seal() {
+  const std::string journal = dir_ + "/journal", sealed = dir_ + "/journal.old";
+  if (::rename(journal.c_str(), sealed.c_str()) != 0) return;
+  int previous = journal_fd_;
+  std::size_t previous_bytes = journal_bytes_;
+  journal_fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (journal_fd_ >= 0 && !MarkJournal()) {
+    SyncDir(dir_);  // both names durable before a group is written to the new journal
+    ::close(previous);
+    {
+      std::lock_guard lock(mu_);
+      sealed_ = true;
+    }
+    compact_cv_.notify_one();
+    return;
   }
+  // No new journal (a full disk, say): go on with the old one, under its
+  // old name if it can have it back. If not, it goes on as journal.old,
+  // which recovery reads too; it is never sealed again in this run.
+  if (journal_fd_ >= 0) {
+    ::close(journal_fd_);
+    ::unlink(journal.c_str());
+  }
+  journal_fd_ = previous;
+  journal_bytes_ = previous_bytes;
+  if (::rename(sealed.c_str(), journal.c_str()) != 0) seal_broken_ = true;
   SyncDir(dir_);
-  // The snapshot holds everything the journal did; replaying both after a
-  // crash right here is harmless (puts and deletes are idempotent).
-  if (::ftruncate(journal_fd_, 0) != 0) return Errno("journal truncate");
-  ::lseek(journal_fd_, 0, SEEK_SET);
-  ::fdatasync(journal_fd_);
-  snapshot_bytes_ = buf.size();
-  journal_bytes_ = 0;
-  if (auto err = MarkJournal()) return err;
+}
+
+void Store::RunCompactor() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    compact_cv_.wait(lock, [&] { return stop_ || sealed_; });
+    if (stop_) return;
+    lock.unlock();
+    if (options_.before_compaction) options_.before_compaction();
+    auto err = Compact();
+    lock.lock();
+    if (stop_) return;
+    if (err) {
+      compaction_error_ = *err;
+      compact_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });  // then again
+      continue;
+    }
+    compaction_error_.clear();
+    sealed_ = false;
+    ++compactions_;
+    compacted_cv_.notify_all();
+  }
+}
+
+// Compactor thread: snapshot.tmp = the snapshot's records for keys the
+// sealed segment does not touch, copied as they are, then the segment's
+// last word on the keys it does; fsync, renamed over the snapshot, then the
+// segment goes. Memory: the segment's keys, not the state.
+std::optional<std::string> Store::Compact() {
+  const std::string sealed_path = dir_ + "/journal.old", snap_path = dir_ + "/snapshot",
+                    tmp = dir_ + "/snapshot.tmp";
+  std::map<std::string, std::optional<std::string>, std::less<>> last;
+  {
+    std::string sealed = ReadFile(sealed_path);
+    std::string why;
+    for (std::size_t off = 0; off < sealed.size();) {
+      auto rec = ReadRecord(sealed, off, &why);
+      if (!rec) return sealed_path + ": " + why;
+      if (rec->op == Op::kPut) {
+        last.insert_or_assign(std::string(rec->key), std::string(rec->value));
+      } else if (rec->op == Op::kDelete) {
+        last.insert_or_assign(std::string(rec->key), std::nullopt);
+      }
+      off += rec->size;
+    }
+  }
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) return Errno(tmp);
+  std::size_t written = 0;
+  std::string pending;
+  auto flush = [&] {
+    bool ok = WriteAll(out, pending);
+    written += pending.size();
+    pending.clear();
+    return ok;
+  };
+  auto fail = [&](std::string why) -> std::optional<std::string> {
+    ::close(out);
+    ::unlink(tmp.c_str());
+    return why;
+  };
+  int in = ::open(snap_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0 && errno != ENOENT) return fail(Errno(snap_path));
+  if (in >= 0) {
+    std::string buf;
+    std::size_t pos = 0;
+    bool eof = false;
+    while (true) {
+      std::size_t avail = buf.size() - pos;
+      bool whole = avail >= kHeader && (GetU32(buf.data() + pos) > kMaxRecord ||  // ReadRecord says why
+                                        avail >= kHeader + GetU32(buf.data() + pos));
+      if (!whole) {
+        if (eof) break;
+        buf.erase(0, pos);
+        pos = 0;
+        char chunk[1 << 16];
+        ssize_t n = ::read(in, chunk, sizeof chunk);
+        if (n < 0) {
+          ::close(in);
+          return fail(Errno(snap_path));
+        }
+        if (n == 0) eof = true;
+        buf.append(chunk, static_cast<std::size_t>(n));
+        {
+          std::lock_guard lock(mu_);
+          if (stop_) {
+            ::close(in);
+            return fail("stopped");
+          }
+        }
+        continue;
+      }
+      std::string why;
+      auto rec = ReadRecord(buf, pos, &why);
+      if (!rec) {
+        ::close(in);
+        return fail(snap_path + ": " + why);
+      }
+      if (!last.contains(rec->key)) pending.append(buf, pos, rec->size);
+      pos += rec->size;
+      if (pending.size() >= (1 << 20) && !flush()) {
+        ::close(in);
+        return fail(Errno(tmp));
+      }
+    }
+    ::close(in);
+    if (pos != buf.size()) return fail(snap_path + ": torn record at its end");
+  }
+  for (const auto& [k, v] : last) {
+    if (v) pending += EncodeRecord({Op::kPut, k, *v});
+  }
+  if (!flush() || ::fsync(out) != 0) return fail(Errno(tmp));
+  ::close(out);
+  if (::rename(tmp.c_str(), snap_path.c_str()) != 0) return Errno("snapshot");
+  SyncDir(dir_);
+  // The snapshot now holds the segment; should the unlink not reach the
+  // disk, replaying the segment again at the next start changes nothing.
+  ::unlink(sealed_path.c_str());
+  SyncDir(dir_);
   std::lock_guard lock(mu_);
-  ++compactions_;
+  snapshot_bytes_ = written;
   return std::nullopt;
 }
 

@@ -1,21 +1,31 @@
 #pragma once
 
 // The embedded store: a key -> value map made durable by an append-only
-// journal in the data dir, with group commit, torn-tail recovery and
-// snapshot + compaction.
+// journal in the data dir, with group commit, torn-tail recovery, and
+// compaction into a snapshot on a thread of its own.
 //
-// On disk: <dir>/journal and <dir>/snapshot, each a sequence of records
+// On disk: <dir>/snapshot, <dir>/journal.old (a sealed journal segment, while
+// it is being folded into the snapshot) and <dir>/journal (the active
+// segment), each a sequence of records
 //   [u32 payload length][u32 CRC-32C of payload][payload]
 // payload = [u8 op ('P' put, 'D' delete, 'C' commit)][u32 key length][key][value].
 // Each group commit in the journal ends with a 'C' record (its value the
 // group's number): what follows the last 'C' was never acknowledged.
-// Recovery reads the snapshot, then the journal. A bad record with nothing
-// valid after it, or with only records of an unfinished group after it, is
-// a torn tail (the last write, never acknowledged): the journal is cut
-// there. A bad record followed by a committed group is damage: acknowledged
-// data lies beyond it, and the store refuses to open (naming the offset and
-// what would be lost) unless `repair` says to cut there, keeping a copy of
-// the damaged journal.
+// Recovery reads the snapshot, then journal.old, then the journal. A bad
+// record with nothing valid after it, or with only records of an unfinished
+// group after it, is a torn tail (the last write, never acknowledged): the
+// journal is cut there. A bad record followed by a committed group is
+// damage: acknowledged data lies beyond it, and the store refuses to open
+// (naming the offset and what would be lost) unless `repair` says to cut
+// there, keeping a copy of the damaged journal.
+//
+// Compaction never holds a commit: when the journal outgrows its threshold
+// the writer seals it (renames it journal.old and starts a new journal: a
+// rename, a create and an fdatasync), and the compactor thread writes a new
+// snapshot from the old snapshot and the sealed segment, files to file,
+// without the writer's help: no copy of the state is kept in memory for it.
+// A crash at any point leaves files that recover to the same state (replaying
+// a segment the snapshot already holds changes nothing).
 //
 // Thread-safety: every public method may be called from any thread. Commit
 // callbacks run on the store's writer thread.
@@ -54,6 +64,8 @@ struct StoreOptions {
   // Damage in the journal: cut there (losing what follows; the damaged
   // file is kept as journal.damaged-<unix time>) instead of refusing.
   bool repair = false;
+  // Tests only: runs on the compactor thread before each compaction.
+  std::function<void()> before_compaction;
 };
 
 class Store {
@@ -65,8 +77,11 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // The state recovered at open (snapshot + journal).
+  // The state recovered at open (snapshot + journal), until released.
   const std::map<std::string, std::string>& recovered() const { return recovered_; }
+  // Frees the recovered state (and gives the memory back to the system):
+  // the caller has loaded it.
+  void ReleaseRecovered();
   const RecoveryReport& report() const { return report_; }
 
   // Queues ops; `done` runs once they are on disk (with the other ops that
@@ -76,9 +91,14 @@ class Store {
   // Blocks until everything committed so far is durable.
   void Flush();
 
+  // Blocks until no sealed segment waits to be compacted (tests).
+  void WaitCompacted();
+
   // Counters for tests and metrics.
   std::uint64_t groups_written() const;
   std::uint64_t compactions() const;
+  // Why the last compaction failed (it is retried), or empty.
+  std::string compaction_error() const;
 
   // Encodes one record, and the record that ends group `group` (exposed
   // for tests that write torn, corrupt or damaged files).
@@ -93,21 +113,28 @@ class Store {
  private:
   void Run();
   void Recover();
+  std::size_t RecoverJournal(const std::string& path, std::map<std::string, std::string>& state);
+  void Seal();
+  void RunCompactor();
   std::optional<std::string> Compact();
   std::optional<std::string> MarkJournal();
 
   std::string dir_;
   StoreOptions options_;
   std::map<std::string, std::string> recovered_;
-  std::map<std::string, std::string> live_;  // writer thread only
   RecoveryReport report_;
-  int journal_fd_ = -1;
-  std::size_t journal_bytes_ = 0;
-  std::size_t snapshot_bytes_ = 0;
+  int journal_fd_ = -1;            // writer thread only
+  std::size_t journal_bytes_ = 0;  // writer thread only
+  bool seal_broken_ = false;       // writer thread only: a failed seal left no journal to return to
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable flushed_cv_;
+  std::condition_variable compact_cv_;   // the compactor waits for a sealed segment
+  std::condition_variable compacted_cv_;
+  bool sealed_ = false;                  // journal.old exists and is not folded in yet
+  std::size_t snapshot_bytes_ = 0;
+  std::string compaction_error_;
   struct Pending {
     std::vector<Op> ops;
     Done done;
@@ -117,6 +144,7 @@ class Store {
   std::uint64_t group_seq_ = 0;  // writer thread only
   bool stop_ = false;
   std::thread writer_;
+  std::thread compactor_;
 };
 
 // CRC-32C (Castagnoli), as Boost.CRC computes it.
