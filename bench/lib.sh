@@ -2,15 +2,24 @@
 # request a new client id, and a matchmakerd started on 127.0.0.1 ports the
 # kernel picks, waited for by its banner.
 
-# write_ids_lua FILE PREFIX: every request a new Authorization (client id);
-# wrk runs one Lua state per thread.
+# write_ids_lua FILE PREFIX: every request a new Authorization (client id),
+# also across wrk runs of the same file: the id holds a nonce of the file,
+# the run's start second and the thread. (LuaJIT's math.random is the same
+# sequence in every run unless seeded: an id drawn from it repeated the
+# previous run's ids, answered from the state without a handshake.)
 write_ids_lua() {
   cat > "$1" <<LUA
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 local n = 0
-local tag = tostring(math.random(1, 1e9))
+local run = nil
 request = function()
+  if not run then run = "$2-$(date +%s%N)-" .. os.time() .. "-" .. tostring(tid or 0) .. "-" end
   n = n + 1
-  return wrk.format("POST", nil, {["Authorization"] = "$2-" .. tag .. "-" .. n}, "")
+  return wrk.format("POST", nil, {["Authorization"] = run .. n}, "")
 end
 LUA
 }
@@ -26,4 +35,16 @@ start_matchmakerd() {
   for _ in $(seq 300); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.01; done
   admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
   client=$(grep -o 'client=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
+}
+
+# stop_instances DIR: SIGKILLs the instances the matchmakerd of DIR/data
+# started (process backend: MM_MANAGED_BY in their environment). They
+# outlive matchmakerd by design, so a bench that only stops matchmakerd
+# leaves them running.
+stop_instances() {
+  local want="MM_MANAGED_BY=matchmakerd:$(realpath -m "$1/data")" p
+  for p in /proc/[0-9]*; do
+    tr '\0' '\n' 2>/dev/null < "$p/environ" | grep -qxF "$want" && kill -9 "${p#/proc/}" 2>/dev/null
+  done
+  return 0
 }

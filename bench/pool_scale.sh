@@ -10,7 +10,7 @@ bin=$(realpath "${1:-build/bin}")
 n=${2:-1000}
 rate=${3:-0}
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; pkill -f "mm-gameserver --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 7" || true; rm -rf "$dir"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; pkill -f "mm-gameserver --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 7" || true; rm -rf "$dir"' EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # The floor: N servers started at once, until each prints its ports.

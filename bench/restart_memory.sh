@@ -10,7 +10,7 @@ set -euo pipefail
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-20}
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; rm -rf "$dir"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
 
 write_ids_lua "$dir/ids.lua" mem
 cat > "$dir/pool.yaml" <<YAML

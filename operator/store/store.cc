@@ -430,6 +430,11 @@ void Store::RunCompactor() {
     sealed_ = false;
     ++compactions_;
     compacted_cv_.notify_all();
+#ifdef __GLIBC__
+    lock.unlock();
+    ::malloc_trim(0);  // the segment's keys were this thread's: give them back
+    lock.lock();
+#endif
   }
 }
 
