@@ -7,6 +7,8 @@
 #include <malloc.h>
 #endif
 
+#include <spdlog/spdlog.h>
+
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <chrono>
@@ -45,14 +47,31 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
-std::string ReadFile(const std::string& path) {
+// The whole file into `out`; a missing file is empty. An error (open other
+// than ENOENT, read) is returned, never taken for an empty or short file.
+std::optional<std::string> ReadFile(const std::string& path, std::string& out) {
+  out.clear();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
+  if (fd < 0) return errno == ENOENT ? std::nullopt : std::optional(Errno(path));
   char buf[1 << 16];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      auto err = Errno(path);
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
   ::close(fd);
+  return std::nullopt;
+}
+
+std::string ReadFileOrThrow(const std::string& path) {
+  std::string out;
+  if (auto err = ReadFile(path, out)) throw std::runtime_error(*err);
   return out;
 }
 
@@ -126,12 +145,13 @@ std::optional<std::pair<std::size_t, Replayed>> ValidAfter(std::string_view data
   return std::nullopt;
 }
 
-void SyncDir(const std::string& dir) {
+// Makes the directory's entries (creates, renames, unlinks) durable.
+bool SyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace
@@ -206,8 +226,9 @@ void Store::ReleaseRecovered() {
 // Replays one journal file into `state`: a torn tail is cut, damage refuses
 // the open (or is cut, with a copy kept, under `repair`). Returns the size
 // of its good part.
-std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string, std::string>& state) {
-  std::string journal = ReadFile(path);
+std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string, std::string>& state,
+                                  bool sealed) {
+  std::string journal = ReadFileOrThrow(path);
   Replayed r = Replay(journal, &state);
   std::size_t good = r.end;
   report_.records += r.records;
@@ -215,18 +236,21 @@ std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string,
   // Torn tail or damage? Valid records after the bad one that include a
   // finished group mean acknowledged data lies beyond it. A journal
   // written before groups were marked has no 'C' at all: any valid
-  // record after the bad one then counts as acknowledged.
+  // record after the bad one then counts as acknowledged. A sealed
+  // segment was complete and on disk before it was sealed: any bad record
+  // in it is damage.
   auto after = ValidAfter(journal, good);
   bool marked = r.commits > 0 || (after && after->second.commits > 0);
-  bool damage = after && (!marked || after->second.commits > 0);
+  bool damage = sealed || (after && (!marked || after->second.commits > 0));
   std::string detail;
   if (damage) {
-    std::string what = r.why + "; " + std::to_string(after->second.records) + " record(s) in " +
-                       std::to_string(journal.size() - after->first) + " byte(s) from offset " +
-                       std::to_string(after->first) + " follow it" +
-                       (after->second.commits > 0
-                            ? " (" + std::to_string(after->second.commits) + " acknowledged group(s))"
-                            : "");
+    std::string what = !after ? r.why + " in a sealed segment, whose every group was acknowledged"
+                              : r.why + "; " + std::to_string(after->second.records) + " record(s) in " +
+                                    std::to_string(journal.size() - after->first) + " byte(s) from offset " +
+                                    std::to_string(after->first) + " follow it" +
+                                    (after->second.commits > 0
+                                         ? " (" + std::to_string(after->second.commits) + " acknowledged group(s))"
+                                         : "");
     if (!options_.repair) {
       throw std::runtime_error(path + " is damaged: " + what +
                                ". Nothing was changed. Start with --repair-journal to cut the journal there "
@@ -257,7 +281,7 @@ std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string,
 }
 
 void Store::Recover() {
-  std::string snapshot = ReadFile(dir_ + "/snapshot");
+  std::string snapshot = ReadFileOrThrow(dir_ + "/snapshot");
   Replayed snap = Replay(snapshot, &recovered_);
   if (snap.end != snapshot.size()) {
     // A snapshot is renamed into place only when complete, so this is disk
@@ -271,18 +295,18 @@ void Store::Recover() {
   // snapshot: replaying it again changes nothing), then the active journal.
   const std::string sealed_path = dir_ + "/journal.old";
   if (std::filesystem::exists(sealed_path)) {
-    RecoverJournal(sealed_path, recovered_);
+    RecoverJournal(sealed_path, recovered_, true);
     sealed_ = true;  // the compactor folds it in first thing
   }
   const std::string journal_path = dir_ + "/journal";
-  std::size_t good = std::filesystem::exists(journal_path) ? RecoverJournal(journal_path, recovered_) : 0;
+  std::size_t good = std::filesystem::exists(journal_path) ? RecoverJournal(journal_path, recovered_, false) : 0;
   journal_fd_ = ::open(journal_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (journal_fd_ < 0) throw std::runtime_error(Errno(journal_path));
   ::lseek(journal_fd_, static_cast<off_t>(good), SEEK_SET);
   journal_bytes_ = good;
   if (journal_bytes_ == 0) {
     if (auto err = MarkJournal()) throw std::runtime_error(*err);
-    SyncDir(dir_);
+    if (!SyncDir(dir_)) throw std::runtime_error(Errno("fsync " + dir_));
   }
 }
 
@@ -312,9 +336,9 @@ void Store::Flush() {
   flushed_cv_.wait(lock, [&] { return written_ >= target; });
 }
 
-void Store::WaitCompacted() {
+bool Store::WaitCompacted(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  compacted_cv_.wait(lock, [&] { return !sealed_ || stop_; });
+  return compacted_cv_.wait_for(lock, timeout, [&] { return !sealed_ || stop_; }) && !sealed_;
 }
 
 std::uint64_t Store::groups_written() const {
@@ -388,8 +412,10 @@ void Store::Seal() {
   int previous = journal_fd_;
   std::size_t previous_bytes = journal_bytes_;
   journal_fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (journal_fd_ >= 0 && !MarkJournal()) {
-    SyncDir(dir_);  // both names durable before a group is written to the new journal
+  // Both names durable before a group is written to the new journal: else a
+  // power loss could leave `journal` naming the old file, and groups
+  // acknowledged from the new one would be lost.
+  if (journal_fd_ >= 0 && !MarkJournal() && SyncDir(dir_)) {
     ::close(previous);
     {
       std::lock_guard lock(mu_);
@@ -413,19 +439,35 @@ void Store::Seal() {
 
 void Store::RunCompactor() {
   std::unique_lock lock(mu_);
+  std::chrono::milliseconds backoff(1000);
   while (true) {
     compact_cv_.wait(lock, [&] { return stop_ || sealed_; });
-    if (stop_) return;
+    if (stop_) {
+      compacted_cv_.notify_all();
+      return;
+    }
     lock.unlock();
     if (options_.before_compaction) options_.before_compaction();
     auto err = Compact();
     lock.lock();
-    if (stop_) return;
+    if (stop_) {
+      compacted_cv_.notify_all();
+      return;
+    }
     if (err) {
+      // Retried with backoff (1 s doubling to a minute): a full disk is not
+      // rewritten a snapshot every second. Meanwhile the journal is not
+      // sealed again and grows; nothing acknowledged is at risk.
+      if (compaction_error_ != *err) {
+        spdlog::warn("store: compaction failed: {} (retried; the journal grows meanwhile, nothing is lost)", *err);
+      }
       compaction_error_ = *err;
-      compact_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });  // then again
+      compact_cv_.wait_for(lock, backoff, [&] { return stop_; });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(60'000));
       continue;
     }
+    backoff = std::chrono::milliseconds(1000);
+    if (!compaction_error_.empty()) spdlog::info("store: compaction works again");
     compaction_error_.clear();
     sealed_ = false;
     ++compactions_;
@@ -447,8 +489,12 @@ std::optional<std::string> Store::Compact() {
                     tmp = dir_ + "/snapshot.tmp";
   std::map<std::string, std::optional<std::string>, std::less<>> last;
   {
-    std::string sealed = ReadFile(sealed_path);
+    // The whole segment, read without error and ending in a commit record,
+    // or no compaction: it is removed at the end.
+    std::string sealed;
+    if (auto err = ReadFile(sealed_path, sealed)) return err;
     std::string why;
+    char last_op = 0;
     for (std::size_t off = 0; off < sealed.size();) {
       auto rec = ReadRecord(sealed, off, &why);
       if (!rec) return sealed_path + ": " + why;
@@ -457,8 +503,10 @@ std::optional<std::string> Store::Compact() {
       } else if (rec->op == Op::kDelete) {
         last.insert_or_assign(std::string(rec->key), std::nullopt);
       }
+      last_op = rec->op;
       off += rec->size;
     }
+    if (last_op != 'C') return sealed_path + ": does not end with a commit record; not folded in";
   }
   int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (out < 0) return Errno(tmp);
@@ -528,11 +576,12 @@ std::optional<std::string> Store::Compact() {
   if (!flush() || ::fsync(out) != 0) return fail(Errno(tmp));
   ::close(out);
   if (::rename(tmp.c_str(), snap_path.c_str()) != 0) return Errno("snapshot");
-  SyncDir(dir_);
+  // The new snapshot's name durable before the segment goes.
+  if (!SyncDir(dir_)) return Errno("fsync " + dir_);
   // The snapshot now holds the segment; should the unlink not reach the
   // disk, replaying the segment again at the next start changes nothing.
   ::unlink(sealed_path.c_str());
-  SyncDir(dir_);
+  (void)SyncDir(dir_);
   std::lock_guard lock(mu_);
   snapshot_bytes_ = written;
   return std::nullopt;

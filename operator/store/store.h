@@ -30,6 +30,7 @@
 // Thread-safety: every public method may be called from any thread. Commit
 // callbacks run on the store's writer thread.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -91,8 +92,9 @@ class Store {
   // Blocks until everything committed so far is durable.
   void Flush();
 
-  // Blocks until no sealed segment waits to be compacted (tests).
-  void WaitCompacted();
+  // Waits (up to `timeout`) until no sealed segment waits to be compacted;
+  // false if one still does (tests).
+  bool WaitCompacted(std::chrono::milliseconds timeout);
 
   // Counters for tests and metrics.
   std::uint64_t groups_written() const;
@@ -113,7 +115,7 @@ class Store {
  private:
   void Run();
   void Recover();
-  std::size_t RecoverJournal(const std::string& path, std::map<std::string, std::string>& state);
+  std::size_t RecoverJournal(const std::string& path, std::map<std::string, std::string>& state, bool sealed);
   void Seal();
   void RunCompactor();
   std::optional<std::string> Compact();
