@@ -48,3 +48,27 @@ stop_instances() {
   done
   return 0
 }
+
+# write_capacity_pool FILE BIN WARM: the pool the load benches fill, named
+# bench: WARM mm-gameservers of capacity 1,000,000 (up to 2 x WARM as they
+# fill), on 127.0.0.1.
+write_capacity_pool() {
+  cat > "$1" <<YAML
+apiVersion: matchmaker.dev/v1alpha1
+kind: ServerPool
+metadata: {name: bench}
+spec:
+  warm: $3
+  maxInstances: $(($3 * 2))
+  template:
+    command: ["$2/mm-gameserver"]
+    args: ["--address", "127.0.0.1", "--capacity", "1000000"]
+    ports: [{name: game, containerPort: 7777}]
+YAML
+}
+
+# reservations: the live reservations of pool bench (the CLIENTS column of
+# its instances, summed), asked of the matchmakerd start_matchmakerd started.
+reservations() {
+  "$bin/mmctl" --server "http://$admin" get instances -p bench --no-headers | awk '{n += $4} END {print n + 0}'
+}

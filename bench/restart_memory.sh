@@ -13,22 +13,8 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
 
 write_ids_lua "$dir/ids.lua" mem
-cat > "$dir/pool.yaml" <<YAML
-apiVersion: matchmaker.dev/v1alpha1
-kind: ServerPool
-metadata: {name: bench}
-spec:
-  warm: 4
-  maxInstances: 8
-  template:
-    command: ["$bin/mm-gameserver"]
-    args: ["--address", "127.0.0.1", "--capacity", "1000000"]
-    ports: [{name: game, containerPort: 7777}]
-YAML
+write_capacity_pool "$dir/pool.yaml" "$bin" 4
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-reservations() {  # the CLIENTS column, summed
-  "$bin/mmctl" --server "http://$admin" get instances -p bench --no-headers | awk '{n += $4} END {print n + 0}'
-}
 
 start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null

@@ -18,21 +18,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; s
 
 write_ids_lua "$dir/fill.lua" fill
 write_ids_lua "$dir/ids.lua" sweep
-cat > "$dir/pool.yaml" <<YAML
-apiVersion: matchmaker.dev/v1alpha1
-kind: ServerPool
-metadata: {name: bench}
-spec:
-  warm: 4
-  maxInstances: 8
-  template:
-    command: ["$bin/mm-gameserver"]
-    args: ["--address", "127.0.0.1", "--capacity", "1000000"]
-    ports: [{name: game, containerPort: 7777}]
-YAML
-reservations() {  # the CLIENTS column, summed
-  "$bin/mmctl" --server "http://$admin" get instances -p bench --no-headers | awk '{n += $4} END {print n + 0}'
-}
+write_capacity_pool "$dir/pool.yaml" "$bin" 4
 # wrk's figure in milliseconds ("593.12us", "1.23ms", "2.01s")
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 

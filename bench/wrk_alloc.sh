@@ -21,18 +21,7 @@ request = function()
   return wrk.format("POST", "/reservation/floor-" .. n, nil, "")
 end
 LUA
-cat > "$dir/pool.yaml" <<YAML
-apiVersion: matchmaker.dev/v1alpha1
-kind: ServerPool
-metadata: {name: bench}
-spec:
-  warm: $instances
-  maxInstances: $((instances * 2))
-  template:
-    command: ["$bin/mm-gameserver"]
-    args: ["--address", "127.0.0.1", "--capacity", "1000000"]
-    ports: [{name: game, containerPort: 7777}]
-YAML
+write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
 start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 "$bin/mm-gameserver" --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 1000000 > "$dir/gs.out" 2>&1 &
