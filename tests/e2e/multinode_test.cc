@@ -139,6 +139,22 @@ class MultiNode : public ::testing::Test {
     }
     if (made_) EXPECT_EQ(Nodes({"down"}).exit_code, 0);
   }
+  // Starts `op` with a pool eu of 3 idle instances, one on every node; puts
+  // a client (`prefix`1..3) on each, and waits for 3 idle ones again.
+  // `held`: client -> the instance it holds.
+  static void OneBusyPerNode(NodesOperator& op, const std::string& prefix, std::map<std::string, json::value>& held) {
+    ASSERT_TRUE(op.Start());
+    ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", Pool("eu", 3)).status, 201);
+    ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
+    EXPECT_EQ(op.ContainersPerNode("eu"), (std::map<int, int>{{1, 1}, {2, 1}, {3, 1}}));
+    for (int n = 1; n <= kNodes; ++n) {
+      std::string client = prefix + std::to_string(n);
+      auto a = op.Allocate(client, "eu");
+      ASSERT_FALSE(a.is_null()) << client;
+      held[client] = op.InstanceNamed("eu", Str(a, "instance"));
+    }
+    ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
+  }
   // Waits for the manager to see `node` in `state` ("down", "ready").
   static bool NodeState(int node, const std::string& state, std::chrono::milliseconds timeout) {
     return Eventually([&] { return Trim(Docker({"node", "inspect", Name(node), "--format", "{{.Status.State}}"}).out) == state; },
@@ -222,19 +238,9 @@ TEST_F(MultiNode, InstancesSpreadLabelsPinAPoolAndClientsGetTheirNodesAddress) {
 
 TEST_F(MultiNode, AStoppedWorkerIsReplacedOnTheOthersAndCleanWhenItReturns) {
   NodesOperator op("stop");
-  ASSERT_TRUE(op.Start());
-  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", Pool("eu", 3)).status, 201);
-  ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
-  EXPECT_EQ(op.ContainersPerNode("eu"), (std::map<int, int>{{1, 1}, {2, 1}, {3, 1}}));
-  // One busy instance on every node, then three idle ones again.
   std::map<std::string, json::value> held;  // client -> instance
-  for (int n = 1; n <= kNodes; ++n) {
-    std::string client = "c" + std::to_string(n);
-    auto a = op.Allocate(client, "eu");
-    ASSERT_FALSE(a.is_null());
-    held[client] = op.InstanceNamed("eu", Str(a, "instance"));
-  }
-  ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
+  OneBusyPerNode(op, "c", held);
+  if (HasFatalFailure()) return;
   std::string lost_client;
   for (auto& [client, inst] : held) {
     if (NodeOf(inst) == 3) lost_client = client;
@@ -315,17 +321,9 @@ TEST_F(MultiNode, ADrainedNodeIsEmptiedWithTheReasonInTheEvents) {
 
 TEST_F(MultiNode, Kill9OfMatchmakerdWhileAnEngineDiesAdoptsAcrossNodes) {
   NodesOperator op("kill9");
-  ASSERT_TRUE(op.Start());
-  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", Pool("eu", 3)).status, 201);
-  ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
   std::map<std::string, json::value> held;
-  for (int n = 1; n <= kNodes; ++n) {
-    std::string client = "k" + std::to_string(n);
-    auto a = op.Allocate(client, "eu");
-    ASSERT_FALSE(a.is_null());
-    held[client] = op.InstanceNamed("eu", Str(a, "instance"));
-  }
-  ASSERT_TRUE(Eventually([&] { return op.Settled("eu", 3); }, 90s)) << op.Describe("eu");
+  OneBusyPerNode(op, "k", held);
+  if (HasFatalFailure()) return;
   auto on_3_before = op.ContainersOn(3);
   ASSERT_EQ(on_3_before.size(), 2u);
 
