@@ -229,6 +229,14 @@ std::vector<std::string> PoolRow(const json::value& p, bool wide) {
   return row;
 }
 
+// How many clients hold a slot: "clients", or from a server before it, the
+// length of "reservations" (which now lists at most 1,000 ids).
+std::int64_t Clients(const json::value& i) {
+  const auto* c = i.as_object().if_contains("clients");
+  if (c && c->is_int64()) return c->get_int64();
+  return static_cast<std::int64_t>(i.at("reservations").as_array().size());
+}
+
 std::vector<std::string> InstanceHeaders(bool wide) {
   std::vector<std::string> h = {"NAME", "POOL", "STATE", "CLIENTS", "ADDRESS", "AGE"};
   if (wide) h.insert(h.end(), {"CONTROL", "BACKEND-ID", "TEMPLATE", "MESSAGE"});
@@ -244,7 +252,7 @@ std::vector<std::string> InstanceRow(const json::value& i, bool wide) {
     address = Str(i, "host") + ":" + std::to_string(port.as_int64());
   }
   std::vector<std::string> row = {Str(i, "name"), Str(i, "pool"), Str(i, "state"),
-                                  std::to_string(i.at("reservations").as_array().size()), address,
+                                  std::to_string(Clients(i)), address,
                                   AgeMillis(Int(i, {"created"}))};
   if (wide) {
     row.push_back(Str(i, "controlHost") + ":" + std::to_string(Int(i, {"controlPort"})));
@@ -373,7 +381,7 @@ int Describe(Client& c, const std::string& name) {
   std::printf("Instances:    %zu\n", items.size());
   mm::mmctl::Table it({"NAME", "STATE", "CLIENTS", "AGE", "MESSAGE"});
   for (const auto& i : items) {
-    it.AddRow({Str(i, "name"), Str(i, "state"), std::to_string(i.at("reservations").as_array().size()),
+    it.AddRow({Str(i, "name"), Str(i, "state"), std::to_string(Clients(i)),
                AgeMillis(Int(i, {"created"})), Str(i, "message")});
   }
   if (!items.empty()) std::printf("%s", it.Render("  ").c_str());

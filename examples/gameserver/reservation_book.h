@@ -13,7 +13,13 @@ namespace mm::gameserver {
 
 class ReservationBook {
  public:
-  explicit ReservationBook(std::size_t capacity) : capacity_(capacity) {}
+  // The table is sized for `capacity` up front (up to kPresized ids): a
+  // hash table that grows rehashes every id at once, a pause of tens of
+  // milliseconds at a few hundred thousand, with every handshake waiting.
+  static constexpr std::size_t kPresized = std::size_t{1} << 20;
+  explicit ReservationBook(std::size_t capacity) : capacity_(capacity) {
+    ids_.reserve(capacity < kPresized ? capacity : kPresized);
+  }
 
   // True when `id` holds a slot afterwards: a new slot while any is free,
   // or the one it already had (idempotent). False: full.

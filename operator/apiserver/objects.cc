@@ -10,7 +10,7 @@ namespace mm::apiserver {
 namespace json = boost::json;
 
 json::value InstanceObject(const state::Instance& instance) {
-  json::value v = state::ToJson(instance);
+  json::value v = state::ToJson(instance, /*with_reservations=*/true, kListedReservations);
   auto& o = v.as_object();
   o["apiVersion"] = api::kApiVersion;
   o["kind"] = "Instance";

@@ -22,10 +22,20 @@ std::int64_t Int(const json::object& o, std::string_view k) {
 
 }  // namespace
 
-json::value ToJson(const Instance& i, bool with_reservations) {
+json::value ToJson(const Instance& i, bool with_reservations, std::size_t max_reservations) {
   json::array reservations;
+  json::object meta;
   if (with_reservations) {
-    for (const auto& r : i.reservations) reservations.emplace_back(r);
+    for (const auto& r : i.reservations) {
+      if (reservations.size() == max_reservations) break;
+      reservations.emplace_back(r);
+      if (i.metadata.empty()) continue;
+      if (auto m = i.metadata.find(r); m != i.metadata.end()) {
+        boost::system::error_code ec;
+        auto v = json::parse(m->second, ec);
+        if (!ec) meta[r] = std::move(v);
+      }
+    }
   }
   json::object ports;
   for (const auto& [k, v] : i.ports) ports[k] = v;
@@ -45,15 +55,8 @@ json::value ToJson(const Instance& i, bool with_reservations) {
                       {"failed", i.failed},
                       {"message", i.message}};
   if (i.state == InstanceState::kUnhealthy) o["beforeUnhealthy"] = ToString(i.before_unhealthy);
-  if (with_reservations && !i.metadata.empty()) {
-    json::object meta;
-    for (const auto& [client, text] : i.metadata) {
-      boost::system::error_code ec;
-      auto v = json::parse(text, ec);
-      if (!ec) meta[client] = std::move(v);
-    }
-    o["metadata"] = std::move(meta);
-  }
+  if (with_reservations) o["clients"] = static_cast<std::int64_t>(i.reservations.size());
+  if (!meta.empty()) o["metadata"] = std::move(meta);
   return o;
 }
 

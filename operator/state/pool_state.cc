@@ -69,14 +69,23 @@ void PoolState::IndexShape(const Instance& i, int sign) {
 
 void PoolState::Index(const Instance& i) {
   IndexShape(i, +1);
-  for (const auto& c : i.reservations) clients_[c] = i.name;
+  for (const auto& c : i.reservations) clients_.Set(c, &i);
 }
 
 void PoolState::Unindex(const Instance& i) {
   IndexShape(i, -1);
-  for (const auto& c : i.reservations) {
-    auto it = clients_.find(c);
-    if (it != clients_.end() && it->second == i.name) clients_.erase(it);
+  for (const auto& c : i.reservations) Unindex(c, i);
+}
+
+void PoolState::Unindex(const std::string& client, const Instance& i) {
+  if (!clients_.Erase(client, &i)) return;
+  // Held twice: the entry moves to the other holder (rare; a scan).
+  for (const auto& [name, other] : instances_) {
+    if (&other == &i) continue;
+    if (auto held = other.reservations.find(client); held != other.reservations.end()) {
+      clients_.Set(*held, &other);
+      return;
+    }
   }
 }
 
@@ -160,14 +169,14 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
-  it->second.reservations.insert(client);
+  auto held = it->second.reservations.insert(client).first;
   if (!metadata.empty()) it->second.metadata[client] = metadata;
   // A Full instance that grants a slot again may take more.
   if (it->second.state == InstanceState::kReady || it->second.state == InstanceState::kFull) {
     it->second.state = InstanceState::kAllocated;
   }
   IndexShape(it->second, +1);
-  clients_[client] = name;
+  clients_.Set(*held, &it->second);  // the key views the id in the set
   Changed(it->second);
   return true;
 }
@@ -176,18 +185,17 @@ bool PoolState::RemoveReservation(const std::string& name, const std::string& cl
   const std::string client = client_ref;  // it may alias the very entry erased below
   auto it = instances_.find(name);
   if (it == instances_.end() || !it->second.reservations.contains(client)) return false;
+  Unindex(client, it->second);  // before the id it views goes
   IndexShape(it->second, -1);
   it->second.reservations.erase(client);
   it->second.metadata.erase(client);
   IndexShape(it->second, +1);
-  if (auto c = clients_.find(client); c != clients_.end() && c->second == name) clients_.erase(c);
   Changed(it->second);
   return true;
 }
 
 const Instance* PoolState::InstanceOf(const std::string& client) const {
-  auto it = clients_.find(client);
-  return it == clients_.end() ? nullptr : Find(it->second);
+  return clients_.Find(client);
 }
 
 std::vector<const Instance*> PoolState::InstancesUnordered() const {

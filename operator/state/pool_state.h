@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "api/v1alpha1/types.h"
+#include "operator/state/client_index.h"
 #include "operator/state/instance.h"
 #include "operator/state/plan.h"
 
@@ -21,6 +22,11 @@ namespace mm::state {
 class PoolState {
  public:
   explicit PoolState(api::ServerPool pool);
+  // Not copyable: the client index points into this object's instances.
+  PoolState(const PoolState&) = delete;
+  PoolState& operator=(const PoolState&) = delete;
+  PoolState(PoolState&&) = default;  // instances keep their nodes
+  PoolState& operator=(PoolState&&) = default;
 
   const api::ServerPool& pool() const { return pool_; }
   const std::string& name() const { return pool_.metadata.name; }
@@ -88,6 +94,7 @@ class PoolState {
   void IndexShape(const Instance& i, int sign);
   void Index(const Instance& i);
   void Unindex(const Instance& i);
+  void Unindex(const std::string& client, const Instance& i);  // i drops client
 
   api::ServerPool pool_;
   std::string template_hash_;
@@ -95,7 +102,7 @@ class PoolState {
   std::set<std::tuple<int, std::string>> partial_;  // (-reservations, name)
   std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
   std::set<std::tuple<TimePoint, std::string>> full_;  // (asked_at, name)
-  std::unordered_map<std::string, std::string> clients_;  // client -> instance
+  ClientIndex clients_;  // client -> instance; keys view ids in instances_
   PlanIndex plan_index_;
   int counts_[kInstanceStates] = {};
   int outdated_idle_ = 0;

@@ -68,6 +68,27 @@ TEST(Mmctl, NamesHeadersSelectorsAndIgnoreNotFound) {
   EXPECT_EQ(op.Mmctl({"delete", "pool", "us", "--ignore-not-found"}).exit_code, 0);
 }
 
+// An instance's listing counts every client ("clients", mmctl's CLIENTS)
+// and lists at most 1,000 ids: a watch serializes the instance at every
+// change, so its size must not grow with the players it holds.
+TEST(Mmctl, ClientsAreCountedAndListedIdsCapped) {
+  Operator op("mmctl-clients");
+  ASSERT_TRUE(op.Start());
+  std::string yaml = GameServerPool("eu", 1, 1);
+  const std::string three = R"("--capacity", "3")";
+  yaml.replace(yaml.find(three), three.size(), R"("--capacity", "2000")");
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", yaml).status, 201);
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  for (int c = 0; c < 1200; ++c) ASSERT_EQ(op.Request("player-" + std::to_string(c)).status, 200) << c;
+  auto items = op.Instances("eu");
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].at("clients").as_int64(), 1200);
+  EXPECT_EQ(items[0].at("reservations").as_array().size(), 1000u);
+  auto table = op.Mmctl({"get", "instances", "-p", "eu", "--no-headers"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find(" 1200 "), std::string::npos) << table.out;
+}
+
 TEST(Mmctl, UsageErrorsExit2AndAQueuedClientExits3) {
   Operator op("mmctl-exit");
   ASSERT_TRUE(op.Start());
