@@ -177,8 +177,9 @@ void Controller::Start() {
   impl.store.Flush();
   // Pools first, then their instances.
   std::vector<std::string> stale;
-  for (const auto& [key, value] : impl.store.recovered()) {
-    if (!key.starts_with("pool/")) continue;
+  for (auto rec = impl.store.recovered().lower_bound("pool/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("pool/"); ++rec) {
+    const auto& [key, value] = *rec;
     boost::system::error_code ec;
     auto doc = json::parse(value, ec);
     if (ec || !doc.is_object() || !doc.get_object().contains("pool")) {
@@ -194,8 +195,9 @@ void Controller::Start() {
     Observe(impl.pools.emplace(pool.metadata.name, std::move(entry)).first->second);
   }
   std::vector<const Instance*> known;
-  for (const auto& [key, value] : impl.store.recovered()) {
-    if (!key.starts_with("instance/")) continue;
+  for (auto rec = impl.store.recovered().lower_bound("instance/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("instance/"); ++rec) {
+    const auto& [key, value] = *rec;
     boost::system::error_code ec;
     auto doc = json::parse(value, ec);
     auto inst = ec ? std::nullopt : state::InstanceFromJson(doc);
@@ -206,21 +208,31 @@ void Controller::Start() {
     }
     it->second.state->Upsert(*inst);
   }
-  for (const auto& [key, value] : impl.store.recovered()) {
-    if (!key.starts_with("reservation/")) continue;
+  // An instance's reservations are neighbours in the recovered map (the
+  // key starts with pool and instance): each instance takes its own at once.
+  std::optional<std::pair<std::string, std::string>> batch_of;
+  std::vector<std::pair<std::string, std::string>> batch;  // (client, metadata)
+  auto load_batch = [&] {
+    if (batch_of && !batch.empty()) impl.pools.at(batch_of->first).state->AddReservations(batch_of->second, std::move(batch));
+    batch.clear();
+  };
+  for (auto rec = impl.store.recovered().lower_bound("reservation/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("reservation/"); ++rec) {
+    const auto& [key, value] = *rec;
     auto where = PoolAndInstance(key, 12);
     auto it = where ? impl.pools.find(where->first) : impl.pools.end();
-    if (it == impl.pools.end() || !it->second.state->Find(where->second)) {
-      stale.push_back(key);
-      continue;
-    }
-    auto client = ClientOfKey(key);
+    auto client = it == impl.pools.end() || !it->second.state->Find(where->second) ? std::nullopt : ClientOfKey(key);
     if (!client) {
       stale.push_back(key);
       continue;
     }
-    it->second.state->AddReservation(where->second, *client, MetadataOf(value));
+    if (where != batch_of) {
+      load_batch();
+      batch_of = where;
+    }
+    batch.emplace_back(std::move(*client), MetadataOf(value));
   }
+  load_batch();
   impl.store.ReleaseRecovered();  // loaded: the pools hold it now
   // Handshakes that were in flight at the crash: the server may have
   // granted the slot. Each is taken as held (journaled now) until the
@@ -320,17 +332,18 @@ void Controller::FinishStart(std::map<std::string, backend::Placement> adopted, 
     for (const Instance* i : e.state->Instances()) {
       auto a = adopted.find(i->name);
       if (a == adopted.end() || i->state == InstanceState::kExited) continue;
-      Instance copy = *i;
-      copy.backend_id = a->second.backend_id;
-      copy.host = a->second.host;
-      copy.control_host = a->second.control_host;
-      copy.control_port = a->second.control_port;
-      copy.ports = a->second.ports;
-      e.state->Upsert(copy);
-      Persist(copy);
+      // In place: a copy would copy every reservation it holds.
+      e.state->Mutate(i->name, [&p = a->second](Instance& inst) {
+        inst.backend_id = p.backend_id;
+        inst.host = p.host;
+        inst.control_host = p.control_host;
+        inst.control_port = p.control_port;
+        inst.ports = p.ports;
+      });
+      Persist(*i);
       ++count;
-      if (copy.state == InstanceState::kStarting) Probe(name, copy.name);
-      if (state::Probed(copy.state)) WatchHealth(name, copy.name);
+      if (i->state == InstanceState::kStarting) Probe(name, i->name);
+      if (state::Probed(i->state)) WatchHealth(name, i->name);
     }
     Record(e, "Normal", "Recovered",
            std::to_string(e.state->size()) + " instance record(s) recovered");

@@ -181,6 +181,24 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   return true;
 }
 
+bool PoolState::AddReservations(const std::string& name, std::vector<std::pair<std::string, std::string>> clients) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return false;
+  if (clients.empty()) return true;
+  Instance& i = it->second;
+  clients_.Reserve(clients_.size() + clients.size());
+  IndexShape(i, -1);
+  for (auto& [client, metadata] : clients) {
+    auto held = i.reservations.insert(i.reservations.end(), std::move(client));  // sorted input: O(1) each
+    if (!metadata.empty()) i.metadata[*held] = std::move(metadata);
+    clients_.Set(*held, &i);
+  }
+  if (i.state == InstanceState::kReady || i.state == InstanceState::kFull) i.state = InstanceState::kAllocated;
+  IndexShape(i, +1);
+  Changed(i);
+  return true;
+}
+
 bool PoolState::RemoveReservation(const std::string& name, const std::string& client_ref) {
   const std::string client = client_ref;  // it may alias the very entry erased below
   auto it = instances_.find(name);

@@ -68,6 +68,10 @@ class PoolState {
   // with; RemoveReservation drops it with the slot.
   bool AddReservation(const std::string& name, const std::string& client, const std::string& metadata = "");
   bool RemoveReservation(const std::string& name, const std::string& client);
+  // AddReservation for many clients of one instance (loading the journal):
+  // the indexes change once, and one change is told. (client, metadata)
+  // pairs; false when there is no such instance.
+  bool AddReservations(const std::string& name, std::vector<std::pair<std::string, std::string>> clients);
   // The instance `client` holds a slot on, if any.
   const Instance* InstanceOf(const std::string& client) const;
 

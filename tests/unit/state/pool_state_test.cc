@@ -147,6 +147,32 @@ TEST(InstanceCodec, RoundTripIsExact) {
   EXPECT_FALSE(InstanceFromJson(boost::json::value{{"pool", "x"}}));
 }
 
+// Loading many clients of one instance at once leaves the same state as
+// adding them one by one: reservations, metadata, state, indexes.
+TEST(PoolState, AddReservationsEqualsOneByOne) {
+  PoolState bulk(Pool()), single(Pool());
+  for (auto* ps : {&bulk, &single}) {
+    ps->Upsert(Inst(*ps, "a", S::kReady));
+    ps->Upsert(Inst(*ps, "b", S::kReady, kT0 + 1s));
+    ps->Upsert(Inst(*ps, "f", S::kFull));
+  }
+  std::vector<std::pair<std::string, std::string>> clients = {{"c1", ""}, {"c2", R"({"map":"x"})"}, {"c3", ""}};
+  for (const auto& [c, m] : clients) ASSERT_TRUE(single.AddReservation("b", c, m));
+  ASSERT_TRUE(single.AddReservation("f", "c9"));
+  ASSERT_TRUE(bulk.AddReservations("b", clients));
+  ASSERT_TRUE(bulk.AddReservations("f", {{"c9", ""}}));
+  EXPECT_TRUE(bulk.AddReservations("a", {}));
+  EXPECT_FALSE(bulk.AddReservations("nope", clients));
+  for (const auto* name : {"a", "b", "f"}) EXPECT_EQ(*bulk.Find(name), *single.Find(name)) << name;
+  EXPECT_EQ(bulk.Counts(), single.Counts());
+  EXPECT_EQ(Names(bulk.Candidates(10)), Names(single.Candidates(10)));
+  EXPECT_EQ(Names(bulk.Candidates(10)), (std::vector<std::string>{"b", "f", "a"}));
+  for (const auto* c : {"c1", "c2", "c3", "c9"}) {
+    ASSERT_NE(bulk.InstanceOf(c), nullptr) << c;
+    EXPECT_EQ(bulk.InstanceOf(c)->name, single.InstanceOf(c)->name) << c;
+  }
+}
+
 // A listing shows how many clients hold a slot, and at most the first
 // max_reservations of their ids, with the metadata of those only.
 TEST(InstanceCodec, ListedReservationsAreCappedAndCounted) {
@@ -250,7 +276,13 @@ TEST(PoolState, ClientIndexFollowsEveryChange) {
   for (int step = 0; step < 4000; ++step) {
     std::string name = "eu-" + std::to_string(rng() % 8);
     const Instance* cur = ps.Find(name);
-    switch (rng() % 6) {
+    switch (rng() % 7) {
+      case 6: {  // many at once, as a restart loads them
+        std::vector<std::pair<std::string, std::string>> batch;
+        for (int k = rng() % 4; k > 0; --k) batch.emplace_back(client(), "");
+        ps.AddReservations(name, std::move(batch));
+        break;
+      }
       case 0: {  // replace, keeping, dropping or changing what it holds
         Instance i = cur ? *cur : Inst(ps, name, S::kReady);
         if (rng() % 2) i.reservations.clear();
