@@ -25,11 +25,6 @@ void ClientIndex::Set(std::string_view client, const Instance* instance) {
   }
 }
 
-void ClientIndex::Reserve(std::size_t clients) {
-  std::size_t per_shard = clients / kShards + clients / kShards / 8 + 1;  // hashes are not perfectly even
-  for (auto& s : shards_) s.reserve(per_shard);
-}
-
 bool ClientIndex::Erase(std::string_view client, const Instance* instance) {
   Shard& s = shard(client);
   auto it = s.find(client);

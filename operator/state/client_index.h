@@ -42,8 +42,6 @@ class ClientIndex {
   // Sets it.
   [[nodiscard]] bool Erase(std::string_view client, const Instance* instance);
   std::size_t size() const { return size_; }  // distinct clients
-  // Room for `clients` in all (spread evenly), so that loading them rehashes nothing.
-  void Reserve(std::size_t clients);
 
  private:
   using Shard = std::unordered_map<std::string_view, const Instance*>;

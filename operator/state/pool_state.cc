@@ -186,7 +186,6 @@ bool PoolState::AddReservations(const std::string& name, std::vector<std::pair<s
   if (it == instances_.end()) return false;
   if (clients.empty()) return true;
   Instance& i = it->second;
-  clients_.Reserve(clients_.size() + clients.size());
   IndexShape(i, -1);
   for (auto& [client, metadata] : clients) {
     auto held = i.reservations.insert(i.reservations.end(), std::move(client));  // sorted input: O(1) each

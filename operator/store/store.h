@@ -80,8 +80,9 @@ class Store {
 
   // The state recovered at open (snapshot + journal), until released.
   const std::map<std::string, std::string>& recovered() const { return recovered_; }
-  // Frees the recovered state (and gives the memory back to the system):
-  // the caller has loaded it.
+  // Frees the recovered state (and gives the memory back to the system) on
+  // a thread of its own: the caller has loaded it. recovered() is empty
+  // at once.
   void ReleaseRecovered();
   const RecoveryReport& report() const { return report_; }
 
@@ -147,6 +148,7 @@ class Store {
   bool stop_ = false;
   std::thread writer_;
   std::thread compactor_;
+  std::thread releaser_;  // frees the recovered state (ReleaseRecovered)
 };
 
 // CRC-32C (Castagnoli), as Boost.CRC computes it.
