@@ -32,7 +32,7 @@ start_matchmakerd() {
   "$bin/matchmakerd" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --log-level warn \
     "$@" > "$dir/mm.out" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.01; done
+  for _ in $(seq 3000); do grep -q "admin=" "$dir/mm.out" && break; sleep 0.01; done  # a restart at 1M: seconds
   admin=$(grep -o 'admin=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
   client=$(grep -o 'client=[0-9.:]*' "$dir/mm.out" | cut -d= -f2)
 }
