@@ -169,14 +169,15 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
-  auto held = it->second.reservations.insert(client).first;
+  auto [held, added] = it->second.reservations.insert(client);
   if (!metadata.empty()) it->second.metadata[client] = metadata;
   // A Full instance that grants a slot again may take more.
   if (it->second.state == InstanceState::kReady || it->second.state == InstanceState::kFull) {
     it->second.state = InstanceState::kAllocated;
   }
   IndexShape(it->second, +1);
-  clients_.Set(*held, &it->second);  // the key views the id in the set
+  // A new holder only: Set counts a second instance holding the client.
+  if (added) clients_.Set(*held, &it->second);  // the key views the id in the set
   Changed(it->second);
   return true;
 }
@@ -188,9 +189,12 @@ bool PoolState::AddReservations(const std::string& name, std::vector<std::pair<s
   Instance& i = it->second;
   IndexShape(i, -1);
   for (auto& [client, metadata] : clients) {
-    auto held = i.reservations.insert(i.reservations.end(), std::move(client));  // sorted input: O(1) each
+    // The journal's keys sort by the percent-encoded id: mostly the set's
+    // order, so the hint makes most inserts O(1).
+    std::size_t before = i.reservations.size();
+    auto held = i.reservations.insert(i.reservations.end(), std::move(client));
     if (!metadata.empty()) i.metadata[*held] = std::move(metadata);
-    clients_.Set(*held, &i);
+    if (i.reservations.size() != before) clients_.Set(*held, &i);
   }
   if (i.state == InstanceState::kReady || i.state == InstanceState::kFull) i.state = InstanceState::kAllocated;
   IndexShape(i, +1);

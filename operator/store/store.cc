@@ -20,6 +20,7 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 
 namespace mm::store {
 namespace {
@@ -243,12 +244,17 @@ void Store::ReleaseRecovered() {
   // Freed on a thread of its own: a million records take a tenth of a
   // second to free and trim, which the caller (a restart) need not wait for.
   if (releaser_.joinable()) releaser_.join();
-  releaser_ = std::thread([m = std::move(recovered_)]() mutable {
+  auto release = [](std::map<std::string, std::string>& m) {
     std::map<std::string, std::string>().swap(m);
 #ifdef __GLIBC__
     ::malloc_trim(0);  // a map's many small blocks are freed, not returned, otherwise
 #endif
-  });
+  };
+  try {
+    releaser_ = std::thread([release, m = std::move(recovered_)]() mutable { release(m); });
+  } catch (const std::system_error&) {
+    release(recovered_);  // no thread to be had: here, then
+  }
   recovered_.clear();  // moved from: valid, and now surely empty
 }
 
