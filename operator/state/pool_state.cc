@@ -169,17 +169,22 @@ bool PoolState::AddReservation(const std::string& name, const std::string& clien
   auto it = instances_.find(name);
   if (it == instances_.end()) return false;
   IndexShape(it->second, -1);
-  auto [held, added] = it->second.reservations.insert(client);
-  if (!metadata.empty()) it->second.metadata[client] = metadata;
-  // A Full instance that grants a slot again may take more.
-  if (it->second.state == InstanceState::kReady || it->second.state == InstanceState::kFull) {
-    it->second.state = InstanceState::kAllocated;
-  }
+  Hold(it->second, client, metadata);
   IndexShape(it->second, +1);
-  // A new holder only: Set counts a second instance holding the client.
-  if (added) clients_.Set(*held, &it->second);  // the key views the id in the set
   Changed(it->second);
   return true;
+}
+
+void PoolState::Hold(Instance& i, std::string client, std::string metadata) {
+  // The journal's keys sort by the percent-encoded id, mostly the set's
+  // order: the hint makes most of a restart's inserts O(1).
+  std::size_t before = i.reservations.size();
+  auto held = i.reservations.insert(i.reservations.end(), std::move(client));
+  if (!metadata.empty()) i.metadata[*held] = std::move(metadata);
+  // A new holder only: Set counts a second instance holding the client.
+  if (i.reservations.size() != before) clients_.Set(*held, &i);  // the key views the id in the set
+  // A Full instance that grants a slot again may take more.
+  if (i.state == InstanceState::kReady || i.state == InstanceState::kFull) i.state = InstanceState::kAllocated;
 }
 
 bool PoolState::AddReservations(const std::string& name, std::vector<std::pair<std::string, std::string>> clients) {
@@ -188,15 +193,7 @@ bool PoolState::AddReservations(const std::string& name, std::vector<std::pair<s
   if (clients.empty()) return true;
   Instance& i = it->second;
   IndexShape(i, -1);
-  for (auto& [client, metadata] : clients) {
-    // The journal's keys sort by the percent-encoded id: mostly the set's
-    // order, so the hint makes most inserts O(1).
-    std::size_t before = i.reservations.size();
-    auto held = i.reservations.insert(i.reservations.end(), std::move(client));
-    if (!metadata.empty()) i.metadata[*held] = std::move(metadata);
-    if (i.reservations.size() != before) clients_.Set(*held, &i);
-  }
-  if (i.state == InstanceState::kReady || i.state == InstanceState::kFull) i.state = InstanceState::kAllocated;
+  for (auto& [client, metadata] : clients) Hold(i, std::move(client), std::move(metadata));
   IndexShape(i, +1);
   Changed(i);
   return true;

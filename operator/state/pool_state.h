@@ -99,6 +99,9 @@ class PoolState {
   void Index(const Instance& i);
   void Unindex(const Instance& i);
   void Unindex(const std::string& client, const Instance& i);  // i drops client
+  // `i` holds `client` (between the caller's IndexShape -1 and +1): the id,
+  // its metadata, the client index, Ready or Full becomes Allocated.
+  void Hold(Instance& i, std::string client, std::string metadata);
 
   api::ServerPool pool_;
   std::string template_hash_;
