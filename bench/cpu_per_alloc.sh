@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Throughput per core (issue 19): wrk (CONNECTIONS, every request a new
-# client id) at saturation against a warm pool of 4 mm-gameservers of
-# capacity 1,000,000, and the CPU time matchmakerd and the game servers
-# spent over the run (utime + stime from /proc): matchmakerd's CPU per
-# allocation, and allocations per second of matchmakerd CPU. Run it for two
+# client id) at saturation against a warm pool of INSTANCES (default 4)
+# mm-gameservers of capacity 1,000,000, and the CPU time matchmakerd, the
+# game servers and wrk spent over the run (utime + stime): each one's CPU
+# per allocation, and allocations per second of matchmakerd CPU. Run it for two
 # binaries in one session for the ratio. Everything on 127.0.0.1.
 #   bench/cpu_per_alloc.sh [BIN_DIR] [SECONDS] [CONNECTIONS] [INSTANCES]
 set -euo pipefail
@@ -12,8 +12,7 @@ bin=$(realpath "${1:-build/bin}")
 secs=${2:-10}
 conns=${3:-64}
 instances=${4:-4}
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
+bench_workdir
 
 write_ids_lua "$dir/ids.lua" cpu
 write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"

@@ -49,6 +49,14 @@ stop_instances() {
   return 0
 }
 
+# bench_workdir: sets dir to a new temporary directory, and on exit stops
+# what the bench started (jobs, processes naming dir, the instances of
+# dir/data) and removes it.
+bench_workdir() {
+  dir=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
+}
+
 # write_capacity_pool FILE BIN WARM: the pool the load benches fill, named
 # bench: WARM mm-gameservers of capacity 1,000,000 (up to 2 x WARM as they
 # fill), on 127.0.0.1.

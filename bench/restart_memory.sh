@@ -9,8 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-20}
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
+bench_workdir
 
 write_ids_lua "$dir/ids.lua" mem
 write_capacity_pool "$dir/pool.yaml" "$bin" 4

@@ -13,8 +13,7 @@ set -euo pipefail
 bin=$(realpath "${1:-build/bin}")
 secs=${2:-10}
 stages=${3:-0 100000 1000000}
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
+bench_workdir
 
 write_ids_lua "$dir/fill.lua" fill
 write_ids_lua "$dir/ids.lua" sweep

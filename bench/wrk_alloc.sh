@@ -10,8 +10,7 @@ bin=$(realpath "${1:-build/bin}")
 secs=${2:-5}
 conns=${3:-8}
 instances=${4:-4}
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; pkill -f "$dir" || true; stop_instances "$dir"; rm -rf "$dir"' EXIT
+bench_workdir
 
 write_ids_lua "$dir/ids.lua" wrk
 cat > "$dir/floor.lua" <<'LUA'
