@@ -6,7 +6,6 @@
 #include <boost/json.hpp>
 #include <deque>
 #include <random>
-#include <ranges>
 #include <set>
 
 #include "api/reservation/client_id.h"
@@ -53,15 +52,6 @@ std::optional<std::pair<std::string, std::string>> PoolAndInstance(const std::st
   auto b = a == std::string::npos ? a : key.find('/', a + 1);
   if (b == std::string::npos) return std::nullopt;
   return std::make_pair(key.substr(prefix, a - prefix), key.substr(a + 1, b - a - 1));
-}
-
-// The records of `m` whose key starts with `prefix` (which must not end in
-// the byte 0xff): one seek each way in the ordered map, no scan of the rest.
-std::ranges::subrange<std::map<std::string, std::string>::const_iterator> Prefixed(
-    const std::map<std::string, std::string>& m, std::string prefix) {
-  auto first = m.lower_bound(prefix);
-  ++prefix.back();  // the first key past every key with the prefix
-  return {first, m.lower_bound(prefix)};
 }
 
 double Seconds(state::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -187,7 +177,9 @@ void Controller::Start() {
   impl.store.Flush();
   // Pools first, then their instances.
   std::vector<std::string> stale;
-  for (const auto& [key, value] : Prefixed(impl.store.recovered(), "pool/")) {
+  for (auto rec = impl.store.recovered().lower_bound("pool/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("pool/"); ++rec) {
+    const auto& [key, value] = *rec;
     boost::system::error_code ec;
     auto doc = json::parse(value, ec);
     if (ec || !doc.is_object() || !doc.get_object().contains("pool")) {
@@ -203,7 +195,9 @@ void Controller::Start() {
     Observe(impl.pools.emplace(pool.metadata.name, std::move(entry)).first->second);
   }
   std::vector<const Instance*> known;
-  for (const auto& [key, value] : Prefixed(impl.store.recovered(), "instance/")) {
+  for (auto rec = impl.store.recovered().lower_bound("instance/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("instance/"); ++rec) {
+    const auto& [key, value] = *rec;
     boost::system::error_code ec;
     auto doc = json::parse(value, ec);
     auto inst = ec ? std::nullopt : state::InstanceFromJson(doc);
@@ -222,7 +216,9 @@ void Controller::Start() {
     if (batch_of && !batch.empty()) impl.pools.at(batch_of->first).state->AddReservations(batch_of->second, std::move(batch));
     batch.clear();
   };
-  for (const auto& [key, value] : Prefixed(impl.store.recovered(), "reservation/")) {
+  for (auto rec = impl.store.recovered().lower_bound("reservation/");
+       rec != impl.store.recovered().end() && rec->first.starts_with("reservation/"); ++rec) {
+    const auto& [key, value] = *rec;
     auto where = PoolAndInstance(key, 12);
     auto it = where ? impl.pools.find(where->first) : impl.pools.end();
     auto client = it == impl.pools.end() || !it->second.state->Find(where->second) ? std::nullopt : ClientOfKey(key);
