@@ -6,7 +6,7 @@ std::string FieldError::ToString() const {
   std::string out;
   if (!source.empty()) {
     out += source;
-    if (line > 0) out += ":" + std::to_string(line);
+    if (line > 0) out.append(":").append(std::to_string(line));  // not ":" + ...: GCC 12's false -Wrestrict
     out += ": ";
   }
   if (!path.empty()) out += path + ": ";
