@@ -1155,7 +1155,7 @@ void Controller::Observe(Entry& entry) {
                                                            : Change::Type::kModified;
     change.resource_version = i.resource_version;
     change.pool = pool;
-    change.instance = i;
+    change.instance = &i;
     impl_->on_change(change);
   });
 }

@@ -71,7 +71,9 @@ struct Change {
   std::uint64_t resource_version = 0;
   std::string pool;                            // the pool, or the instance's pool
   std::optional<api::ServerPool> pool_object;  // a pool's change (with its status)
-  std::optional<state::Instance> instance;     // an instance's change
+  // An instance's change: the instance after it, valid during the call only
+  // (not copied: one holding a million ids changes at every allocation).
+  const state::Instance* instance = nullptr;
 };
 
 class Controller {
