@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <deque>
 #include <set>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "api/reservation/client_id.h"
 #include "operator/allocate/decisions.h"
@@ -62,6 +64,13 @@ struct Queued {
   std::vector<std::function<void(Result)>> waiters;  // long-polls
 };
 
+// Sets and maps of names looked up by string_view: no key is built to ask.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using NameSet = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+
 Result Unavailable(std::string message, int retry_after_s = 1) {
   Result r;
   r.kind = Result::Kind::kUnavailable;
@@ -81,7 +90,10 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   metrics::Metrics* metrics;
   Options options;
   std::unordered_map<std::string, std::shared_ptr<Attempt>> flights;  // client -> its attempt
-  std::set<std::string> handshaking;  // "pool/instance"
+  // Instances mid-handshake, by pool (at most one handshake per instance),
+  // and how many there are in every pool.
+  std::unordered_map<std::string, NameSet, NameHash, std::equal_to<>> handshaking;
+  std::size_t handshakes = 0;
   // Attempts that found every candidate mid-handshake, per pool, first come
   // first served: a handshake that ends frees one instance, so it wakes one
   // attempt of its pool (not all of them: that was quadratic in the
@@ -95,7 +107,34 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   bool stopping = false;
   std::function<void()> drained;  // called once no attempt is in flight (Stop)
 
-  static std::string Key(const std::string& pool, const std::string& name) { return pool + "/" + name; }
+  static std::string Key(std::string_view pool, std::string_view name) {
+    std::string key;
+    key.reserve(pool.size() + 1 + name.size());
+    key.append(pool).append(1, '/').append(name);
+    return key;
+  }
+
+  const NameSet* Busy(std::string_view pool) const {
+    auto it = handshaking.find(pool);
+    return it == handshaking.end() ? nullptr : &it->second;
+  }
+  std::size_t BusyCount(std::string_view pool) const {
+    const NameSet* busy = Busy(pool);
+    return busy ? busy->size() : 0;
+  }
+  bool IsBusy(std::string_view pool, std::string_view name) const {
+    const NameSet* busy = Busy(pool);
+    return busy && busy->contains(name);
+  }
+  void SetBusy(const std::string& pool, const std::string& name) {
+    if (handshaking[pool].insert(name).second) ++handshakes;
+  }
+  void SetIdle(const std::string& pool, const std::string& name) {
+    auto it = handshaking.find(pool);
+    if (it == handshaking.end() || it->second.erase(name) == 0) return;
+    --handshakes;
+    if (it->second.empty()) handshaking.erase(it);
+  }
 
   // The pools a request may use, or why none.
   std::optional<std::string> Resolve(const Request& req, std::vector<std::string>& out) {
@@ -251,13 +290,18 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     for (const auto& pool : a->pools) {
       auto* ps = controller.Find(pool);
       if (!ps || ps->deleting) continue;
-      std::vector<std::string> keys;
-      for (const Instance* c : ps->Candidates(a->tried.size() + handshaking.size() + 1)) {
-        keys.push_back(Key(pool, c->name));
-      }
-      Pick pick = PickCandidate(keys, a->tried, handshaking);
+      // Those of its busy instances and those it tried may come first: the
+      // first free candidate is within that many plus one.
+      const NameSet* busy = Busy(pool);
+      auto candidates = ps->Candidates(a->tried.size() + (busy ? busy->size() : 0) + 1);
+      std::vector<std::string_view> names;
+      names.reserve(candidates.size());
+      for (const Instance* c : candidates) names.push_back(c->name);
+      Pick pick = PickCandidate(
+          names, [&](std::string_view n) { return !a->tried.empty() && a->tried.contains(Key(pool, n)); },
+          [&](std::string_view n) { return busy && busy->contains(n); });
       if (pick.index >= 0) {
-        std::string name = keys[pick.index].substr(pool.size() + 1);
+        std::string name(names[pick.index]);
         return Handshake(a, pool, name, ps->pool().spec.reservation.retries);
       }
       waiting_on_handshake = waiting_on_handshake || pick.blocked;
@@ -282,9 +326,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       auto* ps = controller.Find(pool);
       if (!ps || ps->deleting) continue;
       auto cooldown = std::chrono::milliseconds(ps->pool().spec.reservation.cooldownMs);
-      for (const Instance* f : ps->FullToAsk(now, cooldown, kFullReasksPerAttempt + handshaking.size())) {
-        std::string key = Key(pool, f->name);
-        if (a->tried.contains(key) || handshaking.contains(key)) continue;
+      for (const Instance* f : ps->FullToAsk(now, cooldown, kFullReasksPerAttempt + BusyCount(pool))) {
+        if (a->tried.contains(Key(pool, f->name)) || IsBusy(pool, f->name)) continue;
         ++a->reasked;
         controller.Asking(pool, f->name);
         Handshake(a, pool, f->name, ps->pool().spec.reservation.retries);
@@ -305,8 +348,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       spdlog::debug("pool {}: {}", pool, *err);  // the journal's own error is logged once
       return Finish(a, Unavailable("cannot record the handshake: " + *err));
     }
-    std::string key = Key(pool, name);
-    handshaking.insert(key);
+    SetBusy(pool, name);
     const auto& policy = ps->pool().spec.reservation;
     http::ClientRequest hreq{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "POST",
                              "/reservation/" + reservation::PercentEncode(a->client), "",
@@ -316,9 +358,9 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       hreq.body = "{\"metadata\":" + a->metadata + "}";
       hreq.content_type = "application/json";
     }
-    client.Call(hreq, [self = shared_from_this(), a, pool, name, key, retries_left,
+    client.Call(hreq, [self = shared_from_this(), a, pool, name, retries_left,
                        cooldown = policy.cooldownMs](http::ClientResponse r) {
-      self->handshaking.erase(key);
+      self->SetIdle(pool, name);
       self->OnHandshake(a, pool, name, retries_left, cooldown, r);
       self->Unblock(pool);
     });
@@ -399,9 +441,9 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       it->second.pop_front();
       if (!a->blocked) continue;
       a->blocked = false;
-      std::size_t before = handshaking.size();
+      std::size_t before = handshakes;
       Try(a);
-      if (handshaking.size() > before) return;
+      if (handshakes > before) return;
     }
   }
 
@@ -463,8 +505,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       return false;
     });
     std::size_t free = 0;
-    for (const Instance* c : ps->Candidates(q.size() + handshaking.size())) {
-      free += !handshaking.contains(Key(pool, c->name));
+    for (const Instance* c : ps->Candidates(q.size() + BusyCount(pool))) {
+      free += !IsBusy(pool, c->name);
     }
     const std::vector<std::string> line(q.begin(), q.end());
     for (const auto& c : ToServe(line, free, [&](const std::string& c) { return flights.contains(c); })) {

@@ -26,12 +26,11 @@ Handshake JudgeHandshake(int status, bool timed_out, int retries_left, bool inst
   return retries_left > 0 ? Handshake::kRetry : Handshake::kTrip;
 }
 
-Pick PickCandidate(const std::vector<std::string>& candidates, const std::set<std::string>& tried,
-                   const std::set<std::string>& handshaking) {
+Pick PickCandidate(const std::vector<std::string_view>& names, const NameTest& tried, const NameTest& handshaking) {
   Pick p;
-  for (std::size_t i = 0; i < candidates.size(); ++i) {
-    if (tried.contains(candidates[i])) continue;
-    if (handshaking.contains(candidates[i])) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (tried(names[i])) continue;
+    if (handshaking(names[i])) {
       p.blocked = true;
       continue;
     }

@@ -7,8 +7,8 @@
 
 #include <cstddef>
 #include <functional>
-#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mm::allocate {
@@ -48,16 +48,17 @@ Handshake JudgeHandshake(int status, bool timed_out, int retries_left, bool inst
 // client is queued (a bound on the work per request: no scan of the pool).
 inline constexpr int kFullReasksPerAttempt = 2;
 
-// The next candidate to try, in allocation order, among `candidates`
-// ("pool/instance" keys): the first neither tried by this attempt nor in a
-// handshake with another client. `blocked` is true when none is free but
-// one is mid-handshake (wait for it rather than queue).
+// The next candidate to try, in allocation order, among `names` (instances
+// of one pool): the first neither tried by this attempt nor in a handshake
+// with another client. `blocked` is true when none is free but one is
+// mid-handshake (wait for it rather than queue). The tests are asked once
+// per name, in order, until one is free: no key is built for a name.
 struct Pick {
-  std::ptrdiff_t index = -1;  // into candidates; -1: none
+  std::ptrdiff_t index = -1;  // into names; -1: none
   bool blocked = false;
 };
-Pick PickCandidate(const std::vector<std::string>& candidates, const std::set<std::string>& tried,
-                   const std::set<std::string>& handshaking);
+using NameTest = std::function<bool(std::string_view name)>;
+Pick PickCandidate(const std::vector<std::string_view>& names, const NameTest& tried, const NameTest& handshaking);
 
 // The queued clients to serve now, first come first served: at most `free`
 // of `line`, skipping those with an attempt in flight.

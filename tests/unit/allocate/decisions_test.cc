@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
 namespace mm::allocate {
 namespace {
 
@@ -72,26 +77,41 @@ TEST(JudgeHandshake, Table) {
 TEST(PickCandidate, Table) {
   struct Case {
     const char* desc;
-    std::vector<std::string> candidates;
-    std::set<std::string> tried, handshaking;
+    std::vector<std::string_view> candidates;
+    std::set<std::string, std::less<>> tried, handshaking;
     std::ptrdiff_t index;
     bool blocked;
   };
   const std::vector<Case> cases = {
       {"none", {}, {}, {}, -1, false},
-      {"the first in allocation order", {"p/a", "p/b"}, {}, {}, 0, false},
-      {"skips what this attempt tried", {"p/a", "p/b"}, {"p/a"}, {}, 1, false},
-      {"skips one mid-handshake", {"p/a", "p/b"}, {}, {"p/a"}, 1, false},
-      {"all mid-handshake: blocked, not queued", {"p/a", "p/b"}, {}, {"p/a", "p/b"}, -1, true},
-      {"tried or mid-handshake: blocked", {"p/a", "p/b"}, {"p/a"}, {"p/b"}, -1, true},
-      {"all tried: nothing, not blocked (queue)", {"p/a", "p/b"}, {"p/a", "p/b"}, {"p/b"}, -1, false},
+      {"the first in allocation order", {"a", "b"}, {}, {}, 0, false},
+      {"skips what this attempt tried", {"a", "b"}, {"a"}, {}, 1, false},
+      {"skips one mid-handshake", {"a", "b"}, {}, {"a"}, 1, false},
+      {"all mid-handshake: blocked, not queued", {"a", "b"}, {}, {"a", "b"}, -1, true},
+      {"tried or mid-handshake: blocked", {"a", "b"}, {"a"}, {"b"}, -1, true},
+      {"all tried: nothing, not blocked (queue)", {"a", "b"}, {"a", "b"}, {"b"}, -1, false},
+      {"a free one after busy ones is picked", {"a", "b", "c"}, {}, {"a", "b"}, 2, false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.desc);
-    Pick p = PickCandidate(c.candidates, c.tried, c.handshaking);
+    Pick p = PickCandidate(
+        c.candidates, [&](std::string_view n) { return c.tried.contains(n); },
+        [&](std::string_view n) { return c.handshaking.contains(n); });
     EXPECT_EQ(p.index, c.index);
     EXPECT_EQ(p.blocked, c.blocked);
   }
+}
+
+// Names after the one picked are not looked at: the cost of a pick is the
+// busy prefix, not the whole candidate list.
+TEST(PickCandidate, StopsAtTheFirstFree) {
+  std::vector<std::string_view> names = {"a", "b", "c", "d"};
+  std::vector<std::string> asked;
+  Pick p = PickCandidate(
+      names, [&](std::string_view n) { asked.emplace_back(n); return false; },
+      [&](std::string_view n) { return n == "a"; });
+  EXPECT_EQ(p.index, 1);
+  EXPECT_EQ(asked, (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(ToServe, FirstComeSkippingThoseInFlight) {
