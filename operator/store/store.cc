@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/crc.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -237,6 +238,10 @@ Store::~Store() {
   writer_.join();  // writes what is queued
   compactor_.join();  // an unfinished compaction is dropped: its files are not in use yet
   if (releaser_.joinable()) releaser_.join();
+  // A clean stop leaves no preallocated zeros (recovery would cut them anyway).
+  if (journal_fd_ >= 0 && journal_allocated_ > journal_bytes_) {
+    (void)::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_));
+  }
   if (journal_fd_ >= 0) ::close(journal_fd_);
 }
 
@@ -268,6 +273,21 @@ std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string,
   std::size_t good = r.end;
   report_.records += r.records;
   if (good == journal.size()) return good;
+  // Zeros to the end of the active journal: blocks allocated ahead of the
+  // writes (StoreOptions::preallocate_bytes) that no group reached. Neither
+  // torn nor damage: cut without a word. A sealed segment was cut to its
+  // last group before it was sealed: zeros there are a lost sector (damage).
+  bool zeros = !sealed && std::all_of(journal.begin() + static_cast<std::ptrdiff_t>(good), journal.end(),
+                           [](char c) { return c == 0; });
+  if (zeros) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(good)) != 0) {
+      if (fd >= 0) ::close(fd);
+      throw std::runtime_error(Errno("truncate " + path));
+    }
+    ::close(fd);
+    return good;
+  }
   // Torn tail or damage? Valid records after the bad one that include a
   // finished group mean acknowledged data lies beyond it. A journal
   // written before groups were marked has no 'C' at all: any valid
@@ -339,6 +359,7 @@ void Store::Recover() {
   if (journal_fd_ < 0) throw std::runtime_error(Errno(journal_path));
   ::lseek(journal_fd_, static_cast<off_t>(good), SEEK_SET);
   journal_bytes_ = good;
+  journal_allocated_ = good;
   if (journal_bytes_ == 0) {
     if (auto err = MarkJournal()) throw std::runtime_error(*err);
     if (!SyncDir(dir_)) throw std::runtime_error(Errno("fsync " + dir_));
@@ -353,7 +374,24 @@ std::optional<std::string> Store::MarkJournal() {
   if (!WriteAll(journal_fd_, mark)) return Errno("journal write");
   if (options_.sync && ::fdatasync(journal_fd_) != 0) return Errno("journal fdatasync");
   journal_bytes_ = mark.size();
+  journal_allocated_ = journal_bytes_;
+  preallocate_retry_at_ = 0;
   return std::nullopt;
+}
+
+// Writer thread: blocks for the journal up to `need` bytes and beyond, a
+// whole number of StoreOptions::preallocate_bytes. Failing (a full disk, a
+// file system without fallocate) changes nothing: groups extend the file
+// as they are written, and it is tried again a chunk later.
+void Store::Preallocate(std::size_t need) {
+  const std::size_t chunk = options_.preallocate_bytes;
+  const std::size_t target = (need + chunk - 1) / chunk * chunk;
+  if (::fallocate(journal_fd_, 0, static_cast<off_t>(journal_allocated_),
+                  static_cast<off_t>(target - journal_allocated_)) == 0) {
+    journal_allocated_ = target;
+  } else {
+    preallocate_retry_at_ = journal_bytes_ + chunk;
+  }
 }
 
 void Store::Commit(std::vector<Op> ops, Done done) {
@@ -406,6 +444,12 @@ void Store::Run() {
       for (const auto& op : p.ops) buf += EncodeRecord(op);
     }
     buf += EncodeCommit(++group_seq_);  // the group ends here: what follows a torn write is not ours
+    // Not into a journal that could not be given back its name after a
+    // failed seal: it is read as a sealed segment, where zeros are damage.
+    if (options_.preallocate_bytes > 0 && !seal_broken_ && journal_bytes_ + buf.size() > journal_allocated_ &&
+        journal_bytes_ >= preallocate_retry_at_) {
+      Preallocate(journal_bytes_ + buf.size());
+    }
     std::optional<std::string> error;
     if (!WriteAll(journal_fd_, buf)) {
       error = Errno("journal write");
@@ -414,11 +458,13 @@ void Store::Run() {
     }
     if (!error) {
       journal_bytes_ += buf.size();
+      journal_allocated_ = std::max(journal_allocated_, journal_bytes_);
     } else {
       // Drop whatever part of the group reached the file: it was never
       // acknowledged, and a later group must not follow a torn record.
       (void)::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_));
       ::lseek(journal_fd_, static_cast<off_t>(journal_bytes_), SEEK_SET);
+      journal_allocated_ = journal_bytes_;
     }
     for (auto& p : group) {
       if (p.done) p.done(error);
@@ -443,6 +489,13 @@ void Store::Run() {
 // the compactor is told. On failure nothing changes and writes go on.
 void Store::Seal() {
   const std::string journal = dir_ + "/journal", sealed = dir_ + "/journal.old";
+  // A sealed segment ends at its last group: its preallocated zeros go,
+  // durably, before it takes the name.
+  if (journal_allocated_ > journal_bytes_) {
+    if (::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) return;
+    journal_allocated_ = journal_bytes_;
+    if (options_.sync && ::fdatasync(journal_fd_) != 0) return;
+  }
   if (::rename(journal.c_str(), sealed.c_str()) != 0) return;
   int previous = journal_fd_;
   std::size_t previous_bytes = journal_bytes_;
@@ -468,6 +521,8 @@ void Store::Seal() {
   }
   journal_fd_ = previous;
   journal_bytes_ = previous_bytes;
+  journal_allocated_ = previous_bytes;  // cut above
+  preallocate_retry_at_ = 0;
   if (::rename(sealed.c_str(), journal.c_str()) != 0) seal_broken_ = true;
   SyncDir(dir_);
 }

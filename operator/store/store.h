@@ -62,6 +62,13 @@ struct StoreOptions {
   // Compact when the journal is larger than this and than the snapshot.
   std::size_t compact_after_bytes = 8 * 1024 * 1024;
   bool sync = true;  // fdatasync each group; off only in benchmarks
+  // The journal's blocks are allocated this many bytes at a time
+  // (fallocate) ahead of its writes, so a group's fdatasync need not write
+  // a new file size (measured on this project's VMs: 64 -> 41 us of CPU and
+  // 185 -> 135 us per 600-byte append and fdatasync). Past the last group
+  // the file holds zeros, which recovery cuts without a word; a clean stop
+  // and a seal cut them too. 0: off.
+  std::size_t preallocate_bytes = 4 * 1024 * 1024;
   // Damage in the journal: cut there (losing what follows; the damaged
   // file is kept as journal.damaged-<unix time>) instead of refusing.
   bool repair = false;
@@ -121,6 +128,7 @@ class Store {
   void RunCompactor();
   std::optional<std::string> Compact();
   std::optional<std::string> MarkJournal();
+  void Preallocate(std::size_t need);
 
   std::string dir_;
   StoreOptions options_;
@@ -128,6 +136,8 @@ class Store {
   RecoveryReport report_;
   int journal_fd_ = -1;            // writer thread only
   std::size_t journal_bytes_ = 0;  // writer thread only
+  std::size_t journal_allocated_ = 0;  // writer thread only: the file's size, zeros past journal_bytes_
+  std::size_t preallocate_retry_at_ = 0;  // writer thread only: after a failed fallocate
   bool seal_broken_ = false;       // writer thread only: a failed seal left no journal to return to
 
   mutable std::mutex mu_;

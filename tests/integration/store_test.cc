@@ -120,6 +120,59 @@ TEST_F(StoreTest, DamageBeforeAcknowledgedGroupsStopsTheStartAndRepairCutsThere)
   EXPECT_TRUE(kept) << "the damaged journal is kept";
 }
 
+// The journal's blocks are allocated ahead of its writes: while the store
+// runs the file is longer than its groups; a clean stop cuts it back.
+TEST_F(StoreTest, JournalIsPreallocatedWhileOpenAndCutOnAcleanStop) {
+  std::size_t logical = 0;
+  {
+    Store s(dir());
+    s.Commit({{Op::kPut, "k1", "v1"}});
+    s.Flush();
+    logical = Store::EncodeCommit(0).size() + Store::EncodeRecord({Op::kPut, "k1", "v1"}).size() +
+              Store::EncodeCommit(1).size();
+    EXPECT_EQ(JournalSize(), StoreOptions{}.preallocate_bytes) << "allocated a chunk ahead";
+  }
+  EXPECT_EQ(JournalSize(), logical) << "a clean stop leaves no zeros";
+  {
+    Store off(dir(), {.preallocate_bytes = 0});
+    off.Commit({{Op::kPut, "k2", "v2"}});
+    off.Flush();
+    EXPECT_EQ(JournalSize(), logical + Store::EncodeRecord({Op::kPut, "k2", "v2"}).size() + Store::EncodeCommit(1).size());
+  }
+}
+
+// What a kill -9 leaves: groups, then preallocated zeros. Cut without a
+// report; every record kept. (In a sealed segment, cut to its last group
+// before it is sealed, zeros are damage: EveryCrashPointOfACompactionRecovers.)
+TEST_F(StoreTest, PreallocatedZerosAreCutWithoutAReport) {
+  {
+    Store s(dir());
+    s.Commit({{Op::kPut, "k1", "v1"}});
+    s.Commit({{Op::kPut, "k2", "v2"}});
+    s.Flush();
+  }
+  std::size_t good = JournalSize();
+  AppendRaw(std::string(1 << 20, '\0'));
+  {
+    Store s(dir());
+    EXPECT_EQ(s.recovered(), (std::map<std::string, std::string>{{"k1", "v1"}, {"k2", "v2"}}));
+    EXPECT_EQ(s.report().truncated_bytes, 0u);
+    EXPECT_EQ(s.report().detail, "");
+    EXPECT_FALSE(s.report().repaired);
+    EXPECT_EQ(JournalSize(), good);
+  }
+  // A group torn mid-record before the zeros is still a torn tail: reported.
+  std::string rec = Store::EncodeRecord({Op::kPut, "k3", "a value that never fully landed"});
+  good = JournalSize();
+  AppendRaw(rec.substr(0, rec.size() / 2) + std::string(1 << 16, '\0'));
+  Store s(dir());
+  EXPECT_EQ(s.recovered().size(), 2u);
+  EXPECT_EQ(s.report().truncated_bytes, rec.size() / 2 + (1 << 16));
+  EXPECT_NE(s.report().detail.find("at offset " + std::to_string(good)), std::string::npos) << s.report().detail;
+  EXPECT_FALSE(s.report().repaired);
+  EXPECT_EQ(JournalSize(), good);
+}
+
 // A torn last write may keep a later sector and lose an earlier one: valid
 // records after garbage, but of a group that never finished. That is a
 // torn tail, cut as before.
@@ -261,8 +314,9 @@ TEST_F(StoreTest, CompactionKeepsStateAndShrinksTheJournal) {
     EXPECT_GT(s.compactions(), 0u);
     EXPECT_TRUE(s.compaction_error().empty()) << s.compaction_error();
     EXPECT_FALSE(fs::exists(dir_ / "journal.old"));
-    EXPECT_LE(JournalSize(), opts.compact_after_bytes + 100) << "500 records of 66 bytes went in";
   }
+  // Measured after the clean stop, which cuts the preallocated zeros.
+  EXPECT_LE(JournalSize(), opts.compact_after_bytes + 100) << "500 records of 66 bytes went in";
   Store s(dir(), opts);
   EXPECT_EQ(s.recovered().size(), 9u);
   EXPECT_EQ(s.recovered().at("key0"), std::string(50, 'a' + 490 % 26));
