@@ -149,7 +149,7 @@ void AdminApi::Pools(Request&& req, Reply reply) {
       auto list = controller_.Instances(name);
       if (!list) return reply(Error(Reason::kNotFound, "serverpools \"" + name + "\" not found"));
       json::array items;
-      for (const auto& i : *list) items.push_back(InstanceObject(i));
+      for (const auto* i : *list) items.push_back(InstanceObject(*i));
       return reply(Json(200, ListObject("InstanceList", std::move(items), rv)));
     }
     if (sub == "events") {

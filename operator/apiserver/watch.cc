@@ -221,9 +221,8 @@ struct WatchHub::Impl : std::enable_shared_from_this<WatchHub::Impl> {
           if (Wants(req, Kind::kPools, p.metadata.name, p.metadata.labels)) first.push_back(Line("ADDED", api::ToJson(p)));
         }
       } else {
-        auto instances = controller.Instances(req.pool);
-        for (const auto& i : instances.value_or(std::vector<state::Instance>{})) {
-          first.push_back(Line("ADDED", InstanceObject(i)));
+        if (auto instances = controller.Instances(req.pool)) {
+          for (const auto* i : *instances) first.push_back(Line("ADDED", InstanceObject(*i)));
         }
       }
     }

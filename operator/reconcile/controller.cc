@@ -1187,12 +1187,10 @@ std::optional<api::ServerPool> Controller::Get(const std::string& name) const {
   return View(it->second);
 }
 
-std::optional<std::vector<Instance>> Controller::Instances(const std::string& name) const {
+std::optional<std::vector<const Instance*>> Controller::Instances(const std::string& name) const {
   auto it = impl_->pools.find(name);
   if (it == impl_->pools.end()) return std::nullopt;
-  std::vector<Instance> out;
-  for (const Instance* i : it->second.state->Instances()) out.push_back(*i);
-  return out;
+  return it->second.state->Instances();
 }
 
 std::vector<Event> Controller::Events(const std::string& name) const {

@@ -98,7 +98,10 @@ class Controller {
 
   std::vector<api::ServerPool> List() const;
   std::optional<api::ServerPool> Get(const std::string& name) const;
-  std::optional<std::vector<state::Instance>> Instances(const std::string& name) const;
+  // The pool's instances by name, pointing into the state: valid until the
+  // state next changes (use them at once, on the io thread). Not copies: an
+  // instance may hold a million client ids.
+  std::optional<std::vector<const state::Instance*>> Instances(const std::string& name) const;
   std::vector<Event> Events(const std::string& name) const;
   // Every pool and instance change from now on, numbered (null: none, and
   // nothing is copied for it). Runs on the io thread.
