@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -177,6 +178,9 @@ bool SyncDir(const std::string& dir) {
   ::close(fd);
   return ok;
 }
+
+// The compactor thread's nice value (the io thread and the writer keep 0).
+constexpr int kCompactorNice = 10;
 
 }  // namespace
 
@@ -528,6 +532,11 @@ void Store::Seal() {
 }
 
 void Store::RunCompactor() {
+  // Background work: on a busy machine the io thread and the journal writer
+  // go first (a compaction at a million reservations takes about a second
+  // of CPU; at the same priority it delayed commits by tens of ms). Linux
+  // gives each thread its own nice value; failing changes nothing.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCompactorNice);
   std::unique_lock lock(mu_);
   std::chrono::milliseconds backoff(1000);
   while (true) {
