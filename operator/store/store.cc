@@ -393,8 +393,14 @@ void Store::Preallocate(std::size_t need) {
   if (::fallocate(journal_fd_, 0, static_cast<off_t>(journal_allocated_),
                   static_cast<off_t>(target - journal_allocated_)) == 0) {
     journal_allocated_ = target;
-  } else {
-    preallocate_retry_at_ = journal_bytes_ + chunk;
+    return;
+  }
+  preallocate_retry_at_ = journal_bytes_ + chunk;
+  // A failed fallocate may still have grown the file (ext4 allocates in
+  // pieces and moves the size after each): what the file holds past the
+  // last group must be known, or a seal would not cut it.
+  if (struct stat st {}; ::fstat(journal_fd_, &st) == 0) {
+    journal_allocated_ = std::max(journal_allocated_, static_cast<std::size_t>(st.st_size));
   }
 }
 
@@ -494,7 +500,11 @@ void Store::Run() {
 void Store::Seal() {
   const std::string journal = dir_ + "/journal", sealed = dir_ + "/journal.old";
   // A sealed segment ends at its last group: its preallocated zeros go,
-  // durably, before it takes the name.
+  // durably, before it takes the name (the file's size is asked, not
+  // assumed: nothing past the last group may be sealed).
+  if (struct stat st {}; ::fstat(journal_fd_, &st) == 0) {
+    journal_allocated_ = std::max(journal_allocated_, static_cast<std::size_t>(st.st_size));
+  }
   if (journal_allocated_ > journal_bytes_) {
     if (::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) return;
     journal_allocated_ = journal_bytes_;

@@ -173,6 +173,29 @@ TEST_F(StoreTest, PreallocatedZerosAreCutWithoutAReport) {
   EXPECT_EQ(JournalSize(), good);
 }
 
+// A file longer than the store knows (a failed fallocate can still grow
+// it): a seal asks the file's size and cuts to the last group, so the
+// sealed segment folds in and the next start opens.
+TEST_F(StoreTest, ASealCutsZerosTheStoreDidNotAllocate) {
+  StoreOptions opts;
+  opts.compact_after_bytes = 4096;
+  opts.preallocate_bytes = 0;  // the store believes the file ends at its last group
+  {
+    Store s(dir(), opts);
+    s.Commit({{Op::kPut, "k0", "v0"}});
+    s.Flush();
+    fs::resize_file(dir_ / "journal", JournalSize() + 65536);  // zeros the store did not allocate
+    for (int i = 1; i <= 100; ++i) s.Commit({{Op::kPut, "k" + std::to_string(i), std::string(50, 'v')}});
+    s.Flush();
+    ASSERT_TRUE(s.WaitCompacted(10s)) << s.compaction_error();
+    EXPECT_GT(s.compactions(), 0u);
+    EXPECT_TRUE(s.compaction_error().empty()) << s.compaction_error();
+  }
+  Store s(dir(), opts);
+  EXPECT_EQ(s.recovered().size(), 101u);
+  EXPECT_EQ(s.report().truncated_bytes, 0u);
+}
+
 // A torn last write may keep a later sector and lose an earlier one: valid
 // records after garbage, but of a group that never finished. That is a
 // torn tail, cut as before.
