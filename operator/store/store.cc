@@ -179,6 +179,17 @@ bool SyncDir(const std::string& dir) {
   return ok;
 }
 
+// Cuts the file at `path` to `size`, durably; throws when it cannot.
+void CutFile(const std::string& path, std::size_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(Errno("truncate " + path));
+  }
+  ::fdatasync(fd);
+  ::close(fd);
+}
+
 // The compactor thread's nice value (the io thread and the writer keep 0).
 constexpr int kCompactorNice = 10;
 
@@ -243,10 +254,10 @@ Store::~Store() {
   compactor_.join();  // an unfinished compaction is dropped: its files are not in use yet
   if (releaser_.joinable()) releaser_.join();
   // A clean stop leaves no preallocated zeros (recovery would cut them anyway).
-  if (journal_fd_ >= 0 && journal_allocated_ > journal_bytes_) {
-    (void)::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_));
+  if (journal_fd_ >= 0) {
+    (void)CutToLastGroup(/*durable=*/false);
+    ::close(journal_fd_);
   }
-  if (journal_fd_ >= 0) ::close(journal_fd_);
 }
 
 void Store::ReleaseRecovered() {
@@ -284,12 +295,7 @@ std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string,
   bool zeros = !sealed && std::all_of(journal.begin() + static_cast<std::ptrdiff_t>(good), journal.end(),
                            [](char c) { return c == 0; });
   if (zeros) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(good)) != 0) {
-      if (fd >= 0) ::close(fd);
-      throw std::runtime_error(Errno("truncate " + path));
-    }
-    ::close(fd);
+    CutFile(path, good);
     return good;
   }
   // Torn tail or damage? Valid records after the bad one that include a
@@ -329,13 +335,7 @@ std::size_t Store::RecoverJournal(const std::string& path, std::map<std::string,
   }
   report_.detail = report_.detail.empty() ? detail : report_.detail + "; " + detail;
   report_.truncated_bytes += journal.size() - good;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(good)) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error(Errno("truncate " + path));
-  }
-  ::fdatasync(fd);
-  ::close(fd);
+  CutFile(path, good);
   return good;
 }
 
@@ -396,12 +396,21 @@ void Store::Preallocate(std::size_t need) {
     return;
   }
   preallocate_retry_at_ = journal_bytes_ + chunk;
-  // A failed fallocate may still have grown the file (ext4 allocates in
-  // pieces and moves the size after each): what the file holds past the
-  // last group must be known, or a seal would not cut it.
+}
+
+// Writer thread (or after it): the journal file ends at its last group
+// (with `durable` and StoreOptions::sync, a cut is flushed). Its size is
+// asked, not assumed: a failed fallocate may still have grown it (ext4
+// allocates in pieces and moves the size after each). False when it could
+// not be cut.
+bool Store::CutToLastGroup(bool durable) {
   if (struct stat st {}; ::fstat(journal_fd_, &st) == 0) {
     journal_allocated_ = std::max(journal_allocated_, static_cast<std::size_t>(st.st_size));
   }
+  if (journal_allocated_ <= journal_bytes_) return true;
+  if (::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) return false;
+  journal_allocated_ = journal_bytes_;
+  return !durable || !options_.sync || ::fdatasync(journal_fd_) == 0;
 }
 
 void Store::Commit(std::vector<Op> ops, Done done) {
@@ -499,17 +508,9 @@ void Store::Run() {
 // the compactor is told. On failure nothing changes and writes go on.
 void Store::Seal() {
   const std::string journal = dir_ + "/journal", sealed = dir_ + "/journal.old";
-  // A sealed segment ends at its last group: its preallocated zeros go,
-  // durably, before it takes the name (the file's size is asked, not
-  // assumed: nothing past the last group may be sealed).
-  if (struct stat st {}; ::fstat(journal_fd_, &st) == 0) {
-    journal_allocated_ = std::max(journal_allocated_, static_cast<std::size_t>(st.st_size));
-  }
-  if (journal_allocated_ > journal_bytes_) {
-    if (::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) return;
-    journal_allocated_ = journal_bytes_;
-    if (options_.sync && ::fdatasync(journal_fd_) != 0) return;
-  }
+  // A sealed segment ends at its last group: whatever follows it goes,
+  // durably, before it takes the name.
+  if (!CutToLastGroup(/*durable=*/true)) return;
   if (::rename(journal.c_str(), sealed.c_str()) != 0) return;
   int previous = journal_fd_;
   std::size_t previous_bytes = journal_bytes_;

@@ -129,6 +129,7 @@ class Store {
   std::optional<std::string> Compact();
   std::optional<std::string> MarkJournal();
   void Preallocate(std::size_t need);
+  bool CutToLastGroup(bool durable);
 
   std::string dir_;
   StoreOptions options_;
