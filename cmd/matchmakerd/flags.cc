@@ -106,6 +106,10 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->envname("MM_QUEUE_LIMIT")->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))->capture_default_str();
   app.add_option("--queue-ttl", f.queue_ttl_s, "Seconds a queued client that does not ask again is kept")
       ->envname("MM_QUEUE_TTL")->check(CLI::Range(1, 86400))->capture_default_str();
+  app.add_option("--journal-linger-us", f.journal_linger_us,
+                 "While clients wait for busy instances, a journal write waits up to this long for others to share "
+                 "its flush (0: never)")
+      ->envname("MM_JOURNAL_LINGER_US")->check(CLI::Range(0, 1000000))->capture_default_str();
 }
 
 }  // namespace

@@ -330,7 +330,8 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   std::unique_ptr<mm::store::Store> store;
   try {
-    store = std::make_unique<mm::store::Store>(f.data_dir + "/state", mm::store::StoreOptions{.repair = f.repair_journal});
+    store = std::make_unique<mm::store::Store>(f.data_dir + "/state", mm::store::StoreOptions{
+        .repair = f.repair_journal, .linger = std::chrono::microseconds(f.journal_linger_us)});
   } catch (const std::exception& e) {
     return Fail({1, e.what()});
   }
@@ -353,7 +354,9 @@ int main(int argc, char** argv) {
                 copts.creates_per_second);
   mm::reconcile::Controller controller(io, *store, backend, &metrics, copts);
   mm::allocate::Allocator allocator(io, controller, &metrics,
-                                    {.queue_limit = f.queue_limit, .queue_ttl = std::chrono::seconds(f.queue_ttl_s)});
+                                    {.queue_limit = f.queue_limit,
+                                     .queue_ttl = std::chrono::seconds(f.queue_ttl_s),
+                                     .on_backlog = [&store](bool on) { store->Linger(on); }});
   mm::apiserver::ClientApi client_api(allocator, *auth);
   mm::apiserver::WatchHub watches(io, controller,
                                   {.bookmark = std::chrono::milliseconds(f.watch_bookmark_ms)});

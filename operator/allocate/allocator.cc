@@ -99,6 +99,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   // attempt of its pool (not all of them: that was quadratic in the
   // number waiting, and collapsed throughput when thousands pressed Play).
   std::map<std::string, std::deque<std::shared_ptr<Attempt>>> blocked;
+  std::size_t waiting = 0;  // attempts with `blocked` set
   std::map<std::string, std::deque<std::string>> queues;  // pool -> clients, FIFO
   std::unordered_map<std::string, Queued> queued;         // client -> entry
   std::map<std::string, int> capacity;  // pool -> largest slot count seen on a Full instance
@@ -308,6 +309,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     }
     if (waiting_on_handshake) {
       a->blocked = true;  // tried again when a handshake of one of its pools ends
+      if (waiting++ == 0 && options.on_backlog) options.on_backlog(true);
       for (const auto& pool : a->pools) blocked[pool].push_back(a);
       return;
     }
@@ -441,8 +443,10 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       it->second.pop_front();
       if (!a->blocked) continue;
       a->blocked = false;
+      --waiting;
       std::size_t before = handshakes;
       Try(a);
+      if (waiting == 0 && options.on_backlog) options.on_backlog(false);
       if (handshakes > before) return;
     }
   }

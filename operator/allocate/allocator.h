@@ -57,6 +57,12 @@ struct Result {
 struct Options {
   std::size_t queue_limit = 10'000;              // per pool; 429 beyond
   std::chrono::milliseconds queue_ttl{60'000};   // a queued client not back by then is dropped
+  // Called with true when attempts begin to wait for an instance that is
+  // mid-handshake, and with false when none waits any more. While some
+  // wait, the instances are the bottleneck: a reservation's journal write
+  // may linger to share its flush with the next ones (Store::Linger)
+  // without slowing anyone, as the waiting clients would wait anyway.
+  std::function<void(bool)> on_backlog;
 };
 
 // What the client API asks of an allocator (the seam its handler tests use).

@@ -414,12 +414,26 @@ bool Store::CutToLastGroup(bool durable) {
 }
 
 void Store::Commit(std::vector<Op> ops, Done done) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
+    if (queue_.empty()) queue_since_ = std::chrono::steady_clock::now();
     queue_.push_back({std::move(ops), std::move(done)});
     ++enqueued_;
+    // The writer waits only for a first record, or lingers for a full
+    // group: waking it for every record would cost a context switch each.
+    wake = queue_.size() == 1 || queue_.size() >= options_.linger_records;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
+}
+
+void Store::Linger(bool on) {
+  {
+    std::lock_guard lock(mu_);
+    if (lingering_ == on) return;
+    lingering_ = on;
+  }
+  if (!on) cv_.notify_one();
 }
 
 void Store::Flush() {
@@ -455,6 +469,11 @@ void Store::Run() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty() && stop_) return;
+      if (lingering_ && options_.linger.count() > 0) {
+        cv_.wait_until(lock, queue_since_ + options_.linger, [&] {
+          return stop_ || !lingering_ || queue_.size() >= options_.linger_records;
+        });
+      }
       group.swap(queue_);
     }
     // One write and one fdatasync for everything that queued meanwhile.

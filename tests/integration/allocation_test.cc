@@ -181,6 +181,46 @@ TEST(Allocation, TwoHundredConcurrentClientsAllVerifiedWithinCapacityAndMax) {
   EXPECT_LE(static_cast<int>(op.Instances("eu").size()), kMax);
 }
 
+// While clients wait for a busy instance, reservation writes linger to
+// share a flush (--journal-linger-us, here the most allowed: 1 s); once
+// none waits, a write is flushed at once. 24 clients on one instance make
+// a backlog; then a lone client must not wait out a window.
+TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
+  Operator op("linger");
+  ASSERT_TRUE(op.Start({"--journal-linger-us", "1000000"}));
+  Apply(op, "eu",
+        "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: eu}\nspec:\n  warm: 1\n"
+        "  maxInstances: 1\n  template:\n    command: [\"" + BinPath("mm-gameserver") +
+            "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"1000\"]\n"
+            "    ports: [{name: game, containerPort: 7777}]\n");
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; })) << op.Pool("eu");
+  constexpr int kClients = 24;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = op.Request("burst" + std::to_string(i));
+      if (r.status == 200) {
+        ok++;
+      } else {
+        ADD_FAILURE() << r.status << " " << r.body << r.error;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kClients);
+  auto ports = ControlPorts(op, "eu");
+  ASSERT_EQ(ports.size(), 1u);
+  for (int i = 0; i < kClients; ++i) EXPECT_TRUE(Verifies(ports.begin()->second, "burst" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto r = op.Request("alone" + std::to_string(i));
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_LT(took, 800ms) << "no client waits for an instance: the write is not held for the 1 s window";
+  }
+}
+
 TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
   Operator op("durable");
   ASSERT_TRUE(op.Start());

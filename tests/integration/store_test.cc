@@ -317,6 +317,67 @@ TEST_F(StoreTest, ConcurrentCommitsShareGroups) {
   EXPECT_LT(s.groups_written(), static_cast<std::uint64_t>(kThreads * kEach));
 }
 
+// Lingering: a group waits for linger_records (here 3, the window being
+// far longer than the test) and is then written as one; before that,
+// nothing of it is acknowledged.
+TEST_F(StoreTest, ALingeringGroupIsWrittenWhenItHoldsLingerRecords) {
+  StoreOptions opts;
+  opts.linger = std::chrono::microseconds(60s);
+  opts.linger_records = 3;
+  Store s(dir(), opts);
+  s.Linger(true);
+  std::uint64_t before = s.groups_written();
+  std::atomic<int> acked{0};
+  std::promise<void> all;
+  auto done = [&](std::optional<std::string> err) {
+    if (!err && ++acked == 3) all.set_value();
+  };
+  s.Commit({{Op::kPut, "a", "1"}}, done);
+  s.Commit({{Op::kPut, "b", "2"}}, done);
+  std::this_thread::sleep_for(100ms);  // the writer lingers meanwhile
+  EXPECT_EQ(acked.load(), 0) << "a lingering group is not acknowledged before it is written";
+  s.Commit({{Op::kPut, "c", "3"}}, done);
+  ASSERT_EQ(all.get_future().wait_for(20s), std::future_status::ready) << "the third record closes the group";
+  s.Flush();  // the count moves just after the callbacks run
+  EXPECT_EQ(s.groups_written() - before, 1u) << "three records, one group, one fdatasync";
+}
+
+// Linger(false) writes a lingering group at once; a lingering group that
+// never fills is written when its window ends; a stop writes it too.
+TEST_F(StoreTest, LingerEndsWithItsWindowOrWhenTurnedOffOrAtStop) {
+  StoreOptions opts;
+  opts.linger = std::chrono::microseconds(60s);
+  opts.linger_records = 100;
+  {
+    Store s(dir(), opts);
+    s.Linger(true);
+    std::promise<void> landed;
+    s.Commit({{Op::kPut, "a", "1"}}, [&](std::optional<std::string> err) {
+      if (!err) landed.set_value();
+    });
+    auto future = landed.get_future();
+    EXPECT_EQ(future.wait_for(200ms), std::future_status::timeout) << "lingers";
+    auto off = std::chrono::steady_clock::now();
+    s.Linger(false);
+    ASSERT_EQ(future.wait_for(20s), std::future_status::ready);
+    EXPECT_LT(std::chrono::steady_clock::now() - off, 20s);
+
+    s.Linger(true);
+    s.Commit({{Op::kPut, "b", "2"}});  // the destructor must not wait out the 60 s window
+  }
+  opts.linger = std::chrono::microseconds(50ms);
+  Store s(dir(), opts);
+  EXPECT_EQ(s.recovered(), (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+  s.Linger(true);
+  std::promise<void> landed;
+  auto start = std::chrono::steady_clock::now();
+  s.Commit({{Op::kPut, "c", "3"}}, [&](std::optional<std::string> err) {
+    if (!err) landed.set_value();
+  });
+  ASSERT_EQ(landed.get_future().wait_for(20s), std::future_status::ready) << "the window ends the wait";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms) << "not before the window";
+}
+
 TEST_F(StoreTest, CompactionKeepsStateAndShrinksTheJournal) {
   StoreOptions opts;
   opts.compact_after_bytes = 4096;
