@@ -39,6 +39,15 @@ TEST(Metrics, SeriesExistFromTheStartAndGoWithTheirPool) {
   m.RemovePool("eu");
   text = m.Serialize();
   EXPECT_FALSE(Has(text, "pool=\"eu\"")) << text;
+
+  // A pool of the same name made again counts from 0 in new series (the
+  // series an allocation touches are kept per pool, and go with it).
+  m.Allocation("eu", "allocated", 0.001);
+  m.Reservation("eu", 200);
+  text = m.Serialize();
+  EXPECT_TRUE(Has(text, "matchmaker_allocations_total{pool=\"eu\",result=\"allocated\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "matchmaker_allocation_duration_seconds_count{pool=\"eu\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "matchmaker_reservations_total{code=\"200\",pool=\"eu\"} 1\n")) << text;
 }
 
 TEST(Metrics, CountersAndHistograms) {
