@@ -145,14 +145,15 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       out.push_back(req.pool);
       return std::nullopt;
     }
-    for (const auto& p : controller.List()) {
+    for (const state::PoolState* ps : controller.Pools()) {
+      if (ps->deleting) continue;
+      const auto& labels = ps->pool().metadata.labels;
       bool match = true;
       for (const auto& [k, v] : req.selector) {
-        auto it = p.metadata.labels.find(k);
-        match = match && it != p.metadata.labels.end() && it->second == v;
+        auto it = labels.find(k);
+        match = match && it != labels.end() && it->second == v;
       }
-      auto* ps = controller.Find(p.metadata.name);
-      if (match && ps && !ps->deleting) out.push_back(p.metadata.name);
+      if (match) out.push_back(ps->name());
     }
     if (out.empty()) return req.selector.empty() ? "no pools" : "no pool matches the selector";
     return std::nullopt;
@@ -551,11 +552,9 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       }
       // Keep-alive connections only to instances that still exist.
       std::set<std::string> live;
-      for (const auto& p : self->controller.List()) {
-        if (auto* ps = self->controller.Find(p.metadata.name)) {
-          for (const Instance* i : ps->InstancesUnordered()) {
-            live.insert(i->control_host + ":" + std::to_string(i->control_port));
-          }
+      for (const state::PoolState* ps : self->controller.Pools()) {
+        for (const Instance* i : ps->InstancesUnordered()) {
+          live.insert(i->control_host + ":" + std::to_string(i->control_port));
         }
       }
       self->client.Prune(live);

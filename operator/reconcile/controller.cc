@@ -1181,6 +1181,13 @@ std::vector<api::ServerPool> Controller::List() const {
   return out;
 }
 
+std::vector<const state::PoolState*> Controller::Pools() const {
+  std::vector<const state::PoolState*> out;
+  out.reserve(impl_->pools.size());
+  for (const auto& [name, e] : impl_->pools) out.push_back(e.state.get());
+  return out;
+}
+
 std::optional<api::ServerPool> Controller::Get(const std::string& name) const {
   auto it = impl_->pools.find(name);
   if (it == impl_->pools.end()) return std::nullopt;

@@ -97,6 +97,9 @@ class Controller {
   void Delete(const std::string& name, bool force, DeleteDone done);
 
   std::vector<api::ServerPool> List() const;
+  // Every pool's state, by name, without copying its spec and status (the
+  // allocator asks this on every request).
+  std::vector<const state::PoolState*> Pools() const;
   std::optional<api::ServerPool> Get(const std::string& name) const;
   // The pool's instances by name, pointing into the state: valid until the
   // state next changes (use them at once, on the io thread). Not copies: an

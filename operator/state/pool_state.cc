@@ -1,5 +1,6 @@
 #include "operator/state/pool_state.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "api/v1alpha1/codec.h"
@@ -155,6 +156,7 @@ std::vector<const Instance*> PoolState::FullToAsk(TimePoint now, std::chrono::mi
 
 std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
   std::vector<const Instance*> out;
+  out.reserve(std::min(max, partial_.size() + ready_.size()));
   for (auto it = partial_.begin(); it != partial_.end() && out.size() < max; ++it) {
     out.push_back(&instances_.at(std::get<1>(*it)));
   }
