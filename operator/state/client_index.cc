@@ -1,23 +1,36 @@
 #include "operator/state/client_index.h"
 
+#include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <functional>
 
 namespace mm::state {
-
-std::size_t ClientIndex::ShardOf(std::string_view client) {
-  // The top bits: each shard's table picks buckets by the hash modulo a
-  // prime, which the low bits dominate.
-  return (std::hash<std::string_view>{}(client) >> 56) % kShards;
+namespace {
+std::size_t ShardOf(std::string_view client) {
+  // The top bits (the tables place entries by the low bits).
+  return (std::hash<std::string_view>{}(client) >> 56) % ClientIndex::kShards;
 }
+}  // namespace
+
+struct ClientIndex::Shards {
+  using Shard = boost::unordered_flat_map<std::string_view, const Instance*>;
+  std::array<Shard, kShards> tables;
+  Shard& of(std::string_view client) { return tables[ShardOf(client)]; }
+};
+
+ClientIndex::ClientIndex() : shards_(std::make_unique<Shards>()) {}
+ClientIndex::~ClientIndex() = default;
+ClientIndex::ClientIndex(ClientIndex&&) noexcept = default;
+ClientIndex& ClientIndex::operator=(ClientIndex&&) noexcept = default;
 
 const Instance* ClientIndex::Find(std::string_view client) const {
-  const Shard& s = shard(client);
+  const auto& s = shards_->of(client);
   auto it = s.find(client);
   return it == s.end() ? nullptr : it->second;
 }
 
 void ClientIndex::Set(std::string_view client, const Instance* instance) {
-  auto [it, added] = shard(client).emplace(client, instance);
+  auto [it, added] = shards_->of(client).emplace(client, instance);
   if (added) {
     ++size_;
   } else if (it->second != instance) {
@@ -26,7 +39,7 @@ void ClientIndex::Set(std::string_view client, const Instance* instance) {
 }
 
 bool ClientIndex::Erase(std::string_view client, const Instance* instance) {
-  Shard& s = shard(client);
+  auto& s = shards_->of(client);
   auto it = s.find(client);
   if (it == s.end()) return false;
   auto extra = extra_holders_.empty() ? extra_holders_.end() : extra_holders_.find(std::string(client));
