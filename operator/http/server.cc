@@ -132,8 +132,10 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->handler(std::move(req), [self = shared_from_this(),
                                       replied](Response r) {
       if (replied->exchange(true)) return;  // a second reply is a bug; ignore
-      net::post(self->stream_.get_executor(),
-                [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
+      // Inline when the reply comes on the io thread (no scheduler pass);
+      // queued to it when it comes from another thread.
+      net::dispatch(self->stream_.get_executor(),
+                    [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
     });
   }
 
@@ -292,7 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void Server::Impl::Accept() {
   acceptor.async_accept(
-      net::make_strand(io),
+      io,  // one thread runs the io_context: no strand per connection
       [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || self->stopping) return;
         if (ec) {
