@@ -151,7 +151,7 @@ void ClientApi::Handle(Request&& req, Reply reply) {
     }
   }
   if (!ar.pool.empty() && !ar.selector.empty()) return reply(Error(Reason::kBadRequest, "use pool or selector, not both"));
-  allocator_.Allocate(std::move(ar), [req = std::move(req), client, reply](Result r) {
+  allocator_.Allocate(std::move(ar), [req = std::move(req), client = std::move(client), reply = std::move(reply)](Result r) {
     reply(Answer(req, client, r));
   });
 }
