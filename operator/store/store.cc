@@ -463,8 +463,11 @@ std::string Store::compaction_error() const {
 }
 
 void Store::Run() {
+  // Swapped with the queue each round and cleared after: the queue keeps
+  // the capacity of earlier groups instead of growing from empty each time.
+  std::vector<Pending> group;
   while (true) {
-    std::vector<Pending> group;
+    group.clear();
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
