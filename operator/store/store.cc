@@ -439,7 +439,10 @@ void Store::Linger(bool on) {
 void Store::Flush() {
   std::unique_lock lock(mu_);
   std::uint64_t target = enqueued_;
+  ++flushing_;  // a lingering group is written now
+  cv_.notify_one();
   flushed_cv_.wait(lock, [&] { return written_ >= target; });
+  --flushing_;
 }
 
 bool Store::WaitCompacted(std::chrono::milliseconds timeout) {
@@ -474,7 +477,7 @@ void Store::Run() {
       if (queue_.empty() && stop_) return;
       if (lingering_ && options_.linger.count() > 0) {
         cv_.wait_until(lock, queue_since_ + options_.linger, [&] {
-          return stop_ || !lingering_ || queue_.size() >= options_.linger_records;
+          return stop_ || !lingering_ || flushing_ > 0 || queue_.size() >= options_.linger_records;
         });
       }
       group.swap(queue_);

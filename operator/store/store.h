@@ -104,7 +104,8 @@ class Store {
   // joined the same group) or with an error message if the write failed.
   using Done = std::function<void(std::optional<std::string> error)>;
   void Commit(std::vector<Op> ops, Done done = nullptr);
-  // Blocks until everything committed so far is durable.
+  // Blocks until everything committed so far is durable (a lingering
+  // group is written at once).
   void Flush();
   // While on, groups linger (StoreOptions::linger); turning it off writes
   // a lingering group at once. Any thread.
@@ -166,6 +167,7 @@ class Store {
   std::vector<Pending> queue_;
   std::chrono::steady_clock::time_point queue_since_;  // when queue_'s first record came
   bool lingering_ = false;
+  int flushing_ = 0;  // Flush() callers waiting: no group lingers meanwhile
   std::uint64_t enqueued_ = 0, written_ = 0, groups_ = 0, compactions_ = 0;
   std::uint64_t group_seq_ = 0;  // writer thread only
   bool stop_ = false;
