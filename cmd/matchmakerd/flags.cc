@@ -109,7 +109,7 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--journal-linger-us", f.journal_linger_us,
                  "While clients wait for busy instances, a journal write waits up to this long for others to share "
                  "its flush (0: never)")
-      ->envname("MM_JOURNAL_LINGER_US")->check(CLI::Range(0, 1000000))->capture_default_str();
+      ->envname("MM_JOURNAL_LINGER_US")->check(CLI::Range(0, 10000000))->capture_default_str();
 }
 
 }  // namespace

@@ -61,7 +61,9 @@ struct Options {
   // mid-handshake, and with false when none waits any more. While some
   // wait, the instances are the bottleneck: a reservation's journal write
   // may linger to share its flush with the next ones (Store::Linger)
-  // without slowing anyone, as the waiting clients would wait anyway.
+  // without slowing those clients, who would wait anyway. Every other
+  // write in the same window waits with it (a reservation in another
+  // pool, a release, a pool applied): the window is short (1 ms).
   std::function<void(bool)> on_backlog;
 };
 

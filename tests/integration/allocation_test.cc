@@ -181,25 +181,35 @@ TEST(Allocation, TwoHundredConcurrentClientsAllVerifiedWithinCapacityAndMax) {
   EXPECT_LE(static_cast<int>(op.Instances("eu").size()), kMax);
 }
 
-// While clients wait for a busy instance, reservation writes linger to
-// share a flush (--journal-linger-us, here the most allowed: 1 s); once
-// none waits, a write is flushed at once. 24 clients on one instance make
-// a backlog; then a lone client must not wait out a window.
+// A pool of one mm-gameserver of capacity 1,000 (`extra` goes under spec).
+std::string OneServerPool(const std::string& name, const std::string& extra = "") {
+  return "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: " + name +
+         "}\nspec:\n  warm: 1\n  maxInstances: 1\n" + extra + "  template:\n    command: [\"" +
+         BinPath("mm-gameserver") + "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"1000\"]\n"
+         "    ports: [{name: game, containerPort: 7777}]\n";
+}
+
+// While a client waits for a busy instance, journal writes linger to share
+// a flush (--journal-linger-us, here 3 s); once none waits, a write is
+// flushed at once. A frozen server makes the wait last: one client's
+// handshake hangs and a second waits for that instance; a third client, in
+// another pool, is answered only when the window ends. Then the server
+// thaws, both are served, and lone clients do not wait out a window.
 TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
   Operator op("linger");
-  ASSERT_TRUE(op.Start({"--journal-linger-us", "1000000"}));
-  Apply(op, "eu",
-        "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: eu}\nspec:\n  warm: 1\n"
-        "  maxInstances: 1\n  template:\n    command: [\"" + BinPath("mm-gameserver") +
-            "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"1000\"]\n"
-            "    ports: [{name: game, containerPort: 7777}]\n");
-  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; })) << op.Pool("eu");
+  ASSERT_TRUE(op.Start({"--journal-linger-us", "3000000"}));
+  // Long enough for the freeze below: no handshake timeout, no failed probe.
+  Apply(op, "eu", OneServerPool("eu", "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n"));
+  Apply(op, "us", OneServerPool("us"));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1 && Count(op.Pool("us"), "ready") == 1; }));
+
+  // 24 clients on one instance: every one is served and held by the server.
   constexpr int kClients = 24;
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
-      auto r = op.Request("burst" + std::to_string(i));
+      auto r = op.Request("burst" + std::to_string(i), "?pool=eu");
       if (r.status == 200) {
         ok++;
       } else {
@@ -212,12 +222,36 @@ TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
   auto ports = ControlPorts(op, "eu");
   ASSERT_EQ(ports.size(), 1u);
   for (int i = 0; i < kClients; ++i) EXPECT_TRUE(Verifies(ports.begin()->second, "burst" + std::to_string(i)));
+
+  auto instances = op.Instances("eu");
+  ASSERT_EQ(instances.size(), 1u);
+  const int pid = PidOf(instances.at(0));
+  ASSERT_GT(pid, 0);
+  ::kill(pid, SIGSTOP);
+  http::HttpResult ra, rb;
+  std::thread a([&] { ra = op.Request("frozen-a", "?pool=eu"); });
+  std::this_thread::sleep_for(300ms);
+  std::thread b([&] { rb = op.Request("frozen-b", "?pool=eu"); });
+  std::this_thread::sleep_for(300ms);  // one handshake hangs, the other client waits for it
+  auto start = std::chrono::steady_clock::now();
+  auto rc = op.Request("other-c", "?pool=us");
+  auto took = std::chrono::steady_clock::now() - start;
+  ::kill(pid, SIGCONT);
+  a.join();
+  b.join();
+  EXPECT_EQ(rc.status, 200) << rc.body;
+  EXPECT_GE(took, 1500ms) << "a write lingers while a client waits for a busy instance (any pool's)";
+  EXPECT_EQ(ra.status, 200) << ra.body << ra.error;
+  EXPECT_EQ(rb.status, 200) << rb.body << rb.error;
+  EXPECT_TRUE(Verifies(ports.begin()->second, "frozen-a"));
+  EXPECT_TRUE(Verifies(ports.begin()->second, "frozen-b"));
+
   for (int i = 0; i < 3; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    auto r = op.Request("alone" + std::to_string(i));
-    auto took = std::chrono::steady_clock::now() - start;
+    auto lone = std::chrono::steady_clock::now();
+    auto r = op.Request("alone" + std::to_string(i), "?pool=us");
+    auto lone_took = std::chrono::steady_clock::now() - lone;
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_LT(took, 800ms) << "no client waits for an instance: the write is not held for the 1 s window";
+    EXPECT_LT(lone_took, 1500ms) << "no client waits for an instance: nothing lingers";
   }
 }
 
