@@ -181,14 +181,6 @@ TEST(Allocation, TwoHundredConcurrentClientsAllVerifiedWithinCapacityAndMax) {
   EXPECT_LE(static_cast<int>(op.Instances("eu").size()), kMax);
 }
 
-// A pool of one mm-gameserver of capacity 1,000 (`extra` goes under spec).
-std::string OneServerPool(const std::string& name, const std::string& extra = "") {
-  return "apiVersion: matchmaker.dev/v1alpha1\nkind: ServerPool\nmetadata: {name: " + name +
-         "}\nspec:\n  warm: 1\n  maxInstances: 1\n" + extra + "  template:\n    command: [\"" +
-         BinPath("mm-gameserver") + "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"1000\"]\n"
-         "    ports: [{name: game, containerPort: 7777}]\n";
-}
-
 // While a client waits for a busy instance, journal writes linger to share
 // a flush (--journal-linger-us, here 3 s); once none waits, a write is
 // flushed at once. A frozen server makes the wait last: one client's
@@ -199,8 +191,9 @@ TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
   Operator op("linger");
   ASSERT_TRUE(op.Start({"--journal-linger-us", "3000000"}));
   // Long enough for the freeze below: no handshake timeout, no failed probe.
-  Apply(op, "eu", OneServerPool("eu", "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n"));
-  Apply(op, "us", OneServerPool("us"));
+  Apply(op, "eu", GameServerPool("eu", 1, 1, "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n", "",
+                                  /*capacity=*/1000));
+  Apply(op, "us", GameServerPool("us", 1, 1, "", "", /*capacity=*/1000));
   ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1 && Count(op.Pool("us"), "ready") == 1; }));
 
   // 24 clients on one instance: every one is served and held by the server.

@@ -157,10 +157,11 @@ std::string PoolYaml(const std::string& name, int warm, int max, const std::stri
 }  // namespace
 
 std::string GameServerPool(const std::string& name, int warm, int max, const std::string& extra_spec,
-                           const std::string& extra_args) {
+                           const std::string& extra_args, int capacity) {
   return PoolYaml(name, warm, max, extra_spec,
                   "    command: [\"" + BinPath("mm-gameserver") +
-                      "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"3\"" + extra_args +
+                      "\"]\n    args: [\"--address\", \"127.0.0.1\", \"--capacity\", \"" +
+                      std::to_string(capacity) + "\"" + extra_args +
                       "]\n    ports: [{name: game, containerPort: 7777, protocol: udp}]\n");
 }
 

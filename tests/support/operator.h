@@ -61,7 +61,8 @@ bool Eventually(const std::function<bool()>& pred,
 
 // A pool of mm-gameserver processes as YAML.
 std::string GameServerPool(const std::string& name, int warm, int max = 20,
-                           const std::string& extra_spec = "", const std::string& extra_args = "");
+                           const std::string& extra_spec = "", const std::string& extra_args = "",
+                           int capacity = 3);
 
 // A pool whose instances run `command` (a YAML flow list, e.g.
 // "[sleep, \"60\"]") instead of mm-gameserver.
