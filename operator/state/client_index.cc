@@ -16,6 +16,7 @@ struct ClientIndex::Shards {
   using Shard = boost::unordered_flat_map<std::string_view, const Instance*>;
   std::array<Shard, kShards> tables;
   Shard& of(std::string_view client) { return tables[ShardOf(client)]; }
+  const Shard& of(std::string_view client) const { return tables[ShardOf(client)]; }
 };
 
 ClientIndex::ClientIndex() : shards_(std::make_unique<Shards>()) {}
@@ -24,7 +25,8 @@ ClientIndex::ClientIndex(ClientIndex&&) noexcept = default;
 ClientIndex& ClientIndex::operator=(ClientIndex&&) noexcept = default;
 
 const Instance* ClientIndex::Find(std::string_view client) const {
-  const auto& s = shards_->of(client);
+  const Shards& shards = *shards_;
+  const auto& s = shards.of(client);
   auto it = s.find(client);
   return it == s.end() ? nullptr : it->second;
 }
