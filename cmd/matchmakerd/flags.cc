@@ -107,9 +107,13 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--queue-ttl", f.queue_ttl_s, "Seconds a queued client that does not ask again is kept")
       ->envname("MM_QUEUE_TTL")->check(CLI::Range(1, 86400))->capture_default_str();
   app.add_option("--journal-linger-us", f.journal_linger_us,
-                 "While clients wait for busy instances, a journal write waits up to this long for others to share "
-                 "its flush (0: never)")
+                 "While clients wait for busy instances, or many handshakes are in flight, a journal write waits up "
+                 "to this long for others to share its flush (0: never)")
       ->envname("MM_JOURNAL_LINGER_US")->check(CLI::Range(0, 10000000))->capture_default_str();
+  app.add_option("--journal-linger-handshakes", f.journal_linger_handshakes,
+                 "Journal writes also linger while at least this many handshakes are in flight (0: only while "
+                 "clients wait for busy instances)")
+      ->envname("MM_JOURNAL_LINGER_HANDSHAKES")->check(CLI::Range(0, 1000000))->capture_default_str();
 }
 
 }  // namespace

@@ -43,6 +43,7 @@ struct Flags {
   std::size_t queue_limit = 10000;
   int queue_ttl_s = 60;
   int journal_linger_us = 1000;
+  int journal_linger_handshakes = 16;
   int max_connections = 0;  // 0: sized from the descriptor limit
   int max_instances = -1;   // -1: sized to the machine
   double max_creates_per_second = 50;

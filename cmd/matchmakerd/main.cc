@@ -356,7 +356,8 @@ int main(int argc, char** argv) {
   mm::allocate::Allocator allocator(io, controller, &metrics,
                                     {.queue_limit = f.queue_limit,
                                      .queue_ttl = std::chrono::seconds(f.queue_ttl_s),
-                                     .on_backlog = [&store](bool on) { store->Linger(on); }});
+                                     .on_backlog = [&store](bool on) { store->Linger(on); },
+                                     .linger_siblings = static_cast<std::size_t>(f.journal_linger_handshakes)});
   mm::apiserver::ClientApi client_api(allocator, *auth);
   mm::apiserver::WatchHub watches(io, controller,
                                   {.bookmark = std::chrono::milliseconds(f.watch_bookmark_ms)});

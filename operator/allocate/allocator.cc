@@ -100,6 +100,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   // number waiting, and collapsed throughput when thousands pressed Play).
   std::map<std::string, std::deque<std::shared_ptr<Attempt>>> blocked;
   std::size_t waiting = 0;  // attempts with `blocked` set
+  bool backlog = false;     // what on_backlog was last told
   std::map<std::string, std::deque<std::string>> queues;  // pool -> clients, FIFO
   std::unordered_map<std::string, Queued> queued;         // client -> entry
   std::map<std::string, int> capacity;  // pool -> largest slot count seen on a Full instance
@@ -129,12 +130,22 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
   }
   void SetBusy(const std::string& pool, const std::string& name) {
     if (handshaking[pool].insert(name).second) ++handshakes;
+    UpdateBacklog();
   }
   void SetIdle(const std::string& pool, const std::string& name) {
     auto it = handshaking.find(pool);
     if (it == handshaking.end() || it->second.erase(name) == 0) return;
     --handshakes;
     if (it->second.empty()) handshaking.erase(it);
+    UpdateBacklog();
+  }
+  // Journal writes linger while clients wait for busy instances, or while
+  // many handshakes are in flight (Options::linger_siblings).
+  void UpdateBacklog() {
+    bool on = waiting > 0 || (options.linger_siblings > 0 && handshakes >= options.linger_siblings);
+    if (on == backlog || !options.on_backlog) return;
+    backlog = on;
+    options.on_backlog(on);
   }
 
   // The pools a request may use, or why none.
@@ -310,7 +321,8 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     }
     if (waiting_on_handshake) {
       a->blocked = true;  // tried again when a handshake of one of its pools ends
-      if (waiting++ == 0 && options.on_backlog) options.on_backlog(true);
+      ++waiting;
+      UpdateBacklog();
       for (const auto& pool : a->pools) blocked[pool].push_back(a);
       return;
     }
@@ -447,7 +459,7 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       --waiting;
       std::size_t before = handshakes;
       Try(a);
-      if (waiting == 0 && options.on_backlog) options.on_backlog(false);
+      UpdateBacklog();
       if (handshakes > before) return;
     }
   }

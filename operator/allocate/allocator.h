@@ -57,14 +57,21 @@ struct Result {
 struct Options {
   std::size_t queue_limit = 10'000;              // per pool; 429 beyond
   std::chrono::milliseconds queue_ttl{60'000};   // a queued client not back by then is dropped
-  // Called with true when attempts begin to wait for an instance that is
-  // mid-handshake, and with false when none waits any more. While some
-  // wait, the instances are the bottleneck: a reservation's journal write
-  // may linger to share its flush with the next ones (Store::Linger)
-  // without slowing those clients, who would wait anyway. Every other
-  // write in the same window waits with it (a reservation in another
-  // pool, a release, a pool applied): the window is short (1 ms).
+  // Called with true when the allocator is backlogged, and with false when
+  // it is no longer: attempts wait for an instance that is mid-handshake,
+  // or at least `linger_siblings` handshakes are in flight. Either way more
+  // reservations will come within one handshake's time: a reservation's
+  // journal write may linger to share its flush with them (Store::Linger),
+  // which saves CPU when the machine is the bottleneck and costs the
+  // waiting clients little. Every other write in the same window waits
+  // with it (a reservation in another pool, a release, a pool applied):
+  // the window is short (1 ms).
   std::function<void(bool)> on_backlog;
+  // 0: only waiting attempts count. Like PostgreSQL's commit_siblings.
+  // Lingering on any handshake in flight cost 8 clients on 8 instances up
+  // to 10% of their rate (docs/benchmarks.md): with few in flight, the
+  // wait is a large share of each allocation and saves few flushes.
+  std::size_t linger_siblings = 16;
 };
 
 // What the client API asks of an allocator (the seam its handler tests use).

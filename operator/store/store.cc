@@ -428,12 +428,16 @@ void Store::Commit(std::vector<Op> ops, Done done) {
 }
 
 void Store::Linger(bool on) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (lingering_ == on) return;
     lingering_ = on;
+    // Only a queued group can be lingering: a writer that waits for a
+    // first record is not woken for nothing.
+    wake = !on && !queue_.empty();
   }
-  if (!on) cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void Store::Flush() {

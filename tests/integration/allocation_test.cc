@@ -187,7 +187,7 @@ TEST(Allocation, TwoHundredConcurrentClientsAllVerifiedWithinCapacityAndMax) {
 // handshake hangs and a second waits for that instance; a third client, in
 // another pool, is answered only when the window ends. Then the server
 // thaws, both are served, and lone clients do not wait out a window.
-TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
+TEST(Allocation, JournalLingersWhileClientsWaitForInstances) {
   Operator op("linger");
   ASSERT_TRUE(op.Start({"--journal-linger-us", "3000000"}));
   // Long enough for the freeze below: no handshake timeout, no failed probe.
@@ -246,6 +246,53 @@ TEST(Allocation, JournalLingersOnlyWhileClientsWaitForInstances) {
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_LT(lone_took, 1500ms) << "no client waits for an instance: nothing lingers";
   }
+}
+
+// Journal writes also linger while many handshakes are in flight
+// (--journal-linger-handshakes, here 3), with no client waiting: four frozen
+// servers, a free one always left. Two hanging handshakes are too few: a
+// client of another pool is answered at once. A third makes its write
+// wait out the 3 s window. Thawed, all three are served and held.
+TEST(Allocation, JournalLingersWhileManyHandshakesAreInFlight) {
+  Operator op("siblings");
+  ASSERT_TRUE(op.Start({"--journal-linger-us", "3000000", "--journal-linger-handshakes", "3"}));
+  Apply(op, "eu", GameServerPool("eu", 4, 4, "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n", "",
+                                  /*capacity=*/1000));
+  Apply(op, "us", GameServerPool("us", 1, 1, "", "", /*capacity=*/1000));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 4 && Count(op.Pool("us"), "ready") == 1; }));
+  auto ports = ControlPorts(op, "eu");
+  ASSERT_EQ(ports.size(), 4u);
+  std::vector<int> pids;
+  for (const auto& inst : op.Instances("eu")) pids.push_back(PidOf(inst));
+  ASSERT_EQ(pids.size(), 4u);
+  for (int pid : pids) {
+    ASSERT_GT(pid, 0);
+    ::kill(pid, SIGSTOP);
+  }
+  auto timed = [&](const std::string& id) {
+    auto start = std::chrono::steady_clock::now();
+    auto r = op.Request(id, "?pool=us");
+    EXPECT_EQ(r.status, 200) << id << ": " << r.body << r.error;
+    return std::chrono::steady_clock::now() - start;
+  };
+  std::vector<http::HttpResult> frozen(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { frozen[i] = op.Request("hang" + std::to_string(i), "?pool=eu"); });
+  std::this_thread::sleep_for(300ms);  // two handshakes hang; nobody waits for an instance
+  auto two = timed("under-two");
+  threads.emplace_back([&] { frozen[2] = op.Request("hang2", "?pool=eu"); });
+  std::this_thread::sleep_for(300ms);  // three
+  auto three = timed("under-three");
+  for (int pid : pids) ::kill(pid, SIGCONT);
+  for (auto& t : threads) t.join();
+  EXPECT_LT(two, 1500ms) << "two handshakes in flight are fewer than --journal-linger-handshakes";
+  EXPECT_GE(three, 1500ms) << "three handshakes in flight: a write lingers";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(frozen[i].status, 200) << frozen[i].body << frozen[i].error;
+    ASSERT_TRUE(ports.contains(frozen[i].body)) << frozen[i].body;
+    EXPECT_TRUE(Verifies(ports[frozen[i].body], "hang" + std::to_string(i)));
+  }
+  EXPECT_LT(timed("alone"), 1500ms) << "nothing in flight: nothing lingers";
 }
 
 TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
