@@ -137,7 +137,9 @@ class MultiNode : public ::testing::Test {
     } else {
       ::setenv("DOCKER_HOST", saved_host_.c_str(), 1);
     }
-    if (made_) EXPECT_EQ(Nodes({"down"}).exit_code, 0);
+    if (made_) {
+      EXPECT_EQ(Nodes({"down"}).exit_code, 0);
+    }
   }
   // Starts `op` with a pool eu of 3 idle instances, one on every node; puts
   // a client (`prefix`1..3) on each, and waits for 3 idle ones again.

@@ -347,8 +347,8 @@ TEST(Allocation, QueuedUntilAnInstanceIsReadyThenServed) {
   Apply(op, "us", GameServerPool("us", 0, 1));
   auto lp = op.Request("q2", "?pool=us&wait=20s");
   EXPECT_EQ(lp.status, 200) << lp.body;
-  // A queued request can be cancelled.
-  Apply(op, "none", GameServerPool("none", 0, 1, "", ", \"--capacity\", \"0\""));
+  // A queued request can be cancelled (this pool's instance never becomes Ready).
+  Apply(op, "none", CommandPool("none", 0, 1, "[sleep, \"60\"]"));
   EXPECT_EQ(op.Request("q3", "?pool=none").status, 202);
   EXPECT_EQ(op.Request("q3", "", {}, "DELETE").status, 200);
   EXPECT_EQ(op.Request("q3", "", {}, "DELETE").status, 404);
