@@ -208,6 +208,30 @@ void Controller::Start() {
     }
     it->second.state->Upsert(*inst);
   }
+  // Each pool's client index is sized first: one that grew from empty to a
+  // million clients moved about two million entries on the way (13% of a
+  // restart). A pool's reservations are neighbours in the recovered map.
+  {
+    std::string_view counting;
+    std::size_t n = 0;
+    auto reserve = [&] {
+      if (auto it = impl.pools.find(std::string(counting)); n > 0 && it != impl.pools.end()) {
+        it->second.state->ReserveClients(n);
+      }
+    };
+    for (auto rec = impl.store.recovered().lower_bound("reservation/");
+         rec != impl.store.recovered().end() && rec->first.starts_with("reservation/"); ++rec) {
+      std::string_view rest = std::string_view(rec->first).substr(12);
+      std::string_view pool = rest.substr(0, rest.find('/'));
+      if (pool != counting) {
+        reserve();
+        counting = pool;
+        n = 0;
+      }
+      ++n;
+    }
+    reserve();
+  }
   // An instance's reservations are neighbours in the recovered map (the
   // key starts with pool and instance): each instance takes its own at once.
   std::optional<std::pair<std::string, std::string>> batch_of;

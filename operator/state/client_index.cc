@@ -40,6 +40,16 @@ void ClientIndex::Set(std::string_view client, const Instance* instance) {
   }
 }
 
+void ClientIndex::Reserve(std::size_t clients) {
+  // The hash spreads clients evenly; an eighth more covers a shard's share
+  // varying (a shard that outgrows it rehashes only itself).
+  std::size_t per_shard = clients / kShards;
+  per_shard += per_shard / 8 + 8;
+  for (auto& t : shards_->tables) {
+    if (t.max_load() < per_shard) t.reserve(per_shard);  // never shrinks one
+  }
+}
+
 bool ClientIndex::Erase(std::string_view client, const Instance* instance) {
   auto& s = shards_->of(client);
   auto it = s.find(client);

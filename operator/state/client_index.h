@@ -49,6 +49,10 @@ class ClientIndex {
   // Sets it.
   [[nodiscard]] bool Erase(std::string_view client, const Instance* instance);
   std::size_t size() const { return size_; }  // distinct clients
+  // Room for `clients` in all (a restart, before it loads them): a table
+  // that grows from empty moves about twice its entries on the way, a
+  // quarter of a restart's time at a million clients.
+  void Reserve(std::size_t clients);
 
  private:
   // Open addressing (Boost.Unordered's flat map, kept out of this header):

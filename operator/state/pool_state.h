@@ -72,6 +72,9 @@ class PoolState {
   // the indexes change once, and one change is told. (client, metadata)
   // pairs; false when there is no such instance.
   bool AddReservations(const std::string& name, std::vector<std::pair<std::string, std::string>> clients);
+  // Room in the client index for this many more clients (before a restart
+  // loads them).
+  void ReserveClients(std::size_t more) { clients_.Reserve(clients_.size() + more); }
   // The instance `client` holds a slot on, if any.
   const Instance* InstanceOf(const std::string& client) const;
 

@@ -82,5 +82,21 @@ TEST(ClientIndex, ManyClientsOverEveryShard) {
   EXPECT_EQ(idx.Find("client-20000"), nullptr);
 }
 
+// Sized ahead (a restart) or again while it holds clients: nothing is lost,
+// and more than reserved still fits.
+TEST(ClientIndex, ReserveKeepsWhatItHoldsAndMoreStillFits) {
+  std::vector<Instance> inst(2);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30000; ++i) ids.push_back("c" + std::to_string(i));
+  ClientIndex idx;
+  idx.Reserve(10000);
+  for (std::size_t i = 0; i < 10000; ++i) idx.Set(ids[i], &inst[i % 2]);
+  idx.Reserve(idx.size() + 5000);
+  for (std::size_t i = 10000; i < ids.size(); ++i) idx.Set(ids[i], &inst[i % 2]);
+  idx.Reserve(0);
+  EXPECT_EQ(idx.size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(idx.Find(ids[i]), &inst[i % 2]) << ids[i];
+}
+
 }  // namespace
 }  // namespace mm::state
