@@ -98,35 +98,62 @@ std::string ReadFileOrThrow(const std::string& path) {
 }
 
 // A snapshot's keys come in order: each goes at the end, with no search.
-// A put or delete read from a file, applied once all are read.
-struct Read {
-  char op;
-  std::string_view key, value;
-};
+// Applies a file's puts and deletes to a map in key order: a key's last op
+// decides it, so ops on different keys may go in any order, and each is
+// placed next to the one before instead of by a search. A snapshot's keys
+// ascend and are applied as read; a journal's come in arrival order, and
+// from the first that does not ascend the rest are collected and applied
+// sorted, stably (a key's ops keep their order). Inserting a million random
+// ids one search at a time was most of a restart that found a compaction
+// unfinished.
+class SortedApply {
+ public:
+  explicit SortedApply(std::map<std::string, std::string>& m) : m_(m), at_(m.begin()) {}
+  void Add(char op, std::string_view key, std::string_view value) {
+    if (!collecting_ && (!started_ || !(key < previous_))) {
+      started_ = true;
+      previous_ = key;
+      return Apply(op, key, value);
+    }
+    collecting_ = true;
+    later_.push_back({op, key, value});
+  }
+  void Finish() {
+    auto by_key = [](const Read& a, const Read& b) { return a.key < b.key; };
+    std::stable_sort(later_.begin(), later_.end(), by_key);
+    at_ = m_.begin();
+    for (const Read& r : later_) Apply(r.op, r.key, r.value);
+    later_.clear();
+  }
 
-// Applies `ops` (in file order) to `m`. A key's last op decides it, so
-// they are applied sorted by key (stably: a key's ops keep their order),
-// each next to the previous one: a journal's keys come in arrival order,
-// and inserting a million of them into a large map one search at a time
-// was most of a restart that found a compaction unfinished.
-void ApplyAll(std::map<std::string, std::string>& m, std::vector<Read>& ops) {
-  auto by_key = [](const Read& a, const Read& b) { return a.key < b.key; };
-  if (!std::is_sorted(ops.begin(), ops.end(), by_key)) std::stable_sort(ops.begin(), ops.end(), by_key);
-  // Everything before `at` is less than the key being applied.
-  auto at = m.begin();
-  for (const Read& r : ops) {
-    std::string key(r.key);
-    if (at != m.end() && at->first < key) at = m.lower_bound(key);
-    bool found = at != m.end() && at->first == key;
-    if (r.op != Op::kPut) {
-      if (found) at = m.erase(at);
+ private:
+  struct Read {
+    char op;
+    std::string_view key, value;
+  };
+  // `at_`: the first element not less than the previous key applied; the
+  // next key, not less than it, goes there, just after it, or is searched.
+  void Apply(char op, std::string_view key_view, std::string_view value) {
+    std::string key(key_view);
+    if (at_ != m_.end() && at_->first < key) {
+      auto next = std::next(at_);
+      at_ = next == m_.end() || !(next->first < key) ? next : m_.lower_bound(key);
+    }
+    bool found = at_ != m_.end() && at_->first == key;
+    if (op != Op::kPut) {
+      if (found) at_ = m_.erase(at_);
     } else if (found) {
-      at->second.assign(r.value);
+      at_->second.assign(value);
     } else {
-      at = m.emplace_hint(at, std::move(key), r.value);
+      at_ = m_.emplace_hint(at_, std::move(key), value);
     }
   }
-}
+  std::map<std::string, std::string>& m_;
+  std::map<std::string, std::string>::iterator at_;
+  bool started_ = false, collecting_ = false;
+  std::string_view previous_;
+  std::vector<Read> later_;
+};
 
 // One record at `off`: its op, key and value, and its size; nullopt (with
 // `why`) when it is short, oversized, corrupt or malformed.
@@ -164,19 +191,20 @@ struct Replayed {
 // Replays records from `data` (into `m` when given) up to the first bad one.
 Replayed Replay(std::string_view data, std::map<std::string, std::string>* m) {
   Replayed r;
-  std::vector<Read> ops;
+  std::optional<SortedApply> apply;
+  if (m) apply.emplace(*m);
   while (r.end < data.size()) {
     auto rec = ReadRecord(data, r.end, &r.why);
     if (!rec) break;
     if (rec->op == 'C') {
       ++r.commits;
     } else {
-      if (m) ops.push_back({rec->op, rec->key, rec->value});
+      if (apply) apply->Add(rec->op, rec->key, rec->value);
       ++r.records;
     }
     r.end += rec->size;
   }
-  if (m) ApplyAll(*m, ops);
+  if (apply) apply->Finish();
   return r;
 }
 
