@@ -97,15 +97,14 @@ std::string ReadFileOrThrow(const std::string& path) {
   return out;
 }
 
-// A snapshot's keys come in order: each goes at the end, with no search.
 // Applies a file's puts and deletes to a map in key order: a key's last op
 // decides it, so ops on different keys may go in any order, and each is
 // placed next to the one before instead of by a search. A snapshot's keys
-// ascend and are applied as read; a journal's come in arrival order, and
-// from the first that does not ascend the rest are collected and applied
-// sorted, stably (a key's ops keep their order). Inserting a million random
-// ids one search at a time was most of a restart that found a compaction
-// unfinished.
+// ascend (Compact writes them so) and are applied as read; a journal's come
+// in arrival order, and from the first that does not ascend the rest are
+// collected and applied sorted, stably (a key's ops keep their order).
+// Inserting a million random ids one search at a time was most of a
+// restart that found a compaction unfinished.
 class SortedApply {
  public:
   explicit SortedApply(std::map<std::string, std::string>& m) : m_(m), at_(m.begin()) {}
@@ -710,6 +709,7 @@ std::optional<std::string> Store::Compact() {
   if (out < 0) return Errno(tmp);
   std::size_t written = 0;
   std::string pending;
+  auto next_new = last.begin();  // the segment's next key to merge in
   auto flush = [&] {
     bool ok = WriteAll(out, pending);
     written += pending.size();
@@ -758,6 +758,9 @@ std::optional<std::string> Store::Compact() {
         ::close(in);
         return fail(snap_path + ": " + why);
       }
+      // The segment's keys merged in: the snapshot's keys ascend (a
+      // snapshot from before they did still comes out whole, each key once).
+      for (; next_new != last.end() && next_new->first < rec->key; ++next_new) pending += next_new->second;
       if (!last.contains(rec->key)) pending.append(buf, pos, rec->size);
       pos += rec->size;
       if (pending.size() >= (1 << 20) && !flush()) {
@@ -768,7 +771,7 @@ std::optional<std::string> Store::Compact() {
     ::close(in);
     if (pos != buf.size()) return fail(snap_path + ": torn record at its end");
   }
-  for (const auto& [key, record] : last) pending += record;  // a delete's is empty
+  for (; next_new != last.end(); ++next_new) pending += next_new->second;  // a delete's is empty
   if (!flush() || ::fsync(out) != 0) return fail(Errno(tmp));
   ::close(out);
   if (::rename(tmp.c_str(), snap_path.c_str()) != 0) return Errno("snapshot");
