@@ -457,10 +457,12 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
       if (!a->blocked) continue;
       a->blocked = false;
       --waiting;
-      std::size_t before = handshakes;
+      // Done once the freed instance is taken: an attempt that started a
+      // handshake in another of its pools leaves it to the next one.
+      std::size_t before = BusyCount(pool);
       Try(a);
       UpdateBacklog();
-      if (handshakes > before) return;
+      if (BusyCount(pool) > before) return;
     }
   }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <functional>
 #include <thread>
 
 #include "tests/support/jwt_sign.h"
@@ -277,14 +278,31 @@ TEST(Allocation, JournalLingersWhileManyHandshakesAreInFlight) {
   };
   std::vector<http::HttpResult> frozen(3);
   std::vector<std::thread> threads;
+  // Thawed and joined however the test ends.
+  auto thaw = [&] {
+    for (int pid : pids) ::kill(pid, SIGCONT);
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  };
+  struct Guard {
+    std::function<void()> fn;
+    ~Guard() { fn(); }
+  } guard{thaw};
+  // A client's handshake has started once its attempt is in flight: its
+  // Lookup answers 202 (the attempt begins its handshake in one step).
+  auto in_flight = [&](const std::string& id) {
+    return Eventually([&] { return op.Request(id, "", {}, "GET").status == 202; }, 5s);
+  };
   for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { frozen[i] = op.Request("hang" + std::to_string(i), "?pool=eu"); });
-  std::this_thread::sleep_for(300ms);  // two handshakes hang; nobody waits for an instance
+  EXPECT_TRUE(in_flight("hang0") && in_flight("hang1"));  // nobody waits for an instance: one is free
+  // The reservation of under-two is judged without its own handshake
+  // (ended): two others are in flight, fewer than 3.
   auto two = timed("under-two");
   threads.emplace_back([&] { frozen[2] = op.Request("hang2", "?pool=eu"); });
-  std::this_thread::sleep_for(300ms);  // three
+  EXPECT_TRUE(in_flight("hang2"));
   auto three = timed("under-three");
-  for (int pid : pids) ::kill(pid, SIGCONT);
-  for (auto& t : threads) t.join();
+  thaw();
   EXPECT_LT(two, 1500ms) << "two handshakes in flight are fewer than --journal-linger-handshakes";
   EXPECT_GE(three, 1500ms) << "three handshakes in flight: a write lingers";
   for (int i = 0; i < 3; ++i) {
