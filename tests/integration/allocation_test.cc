@@ -313,6 +313,63 @@ TEST(Allocation, JournalLingersWhileManyHandshakesAreInFlight) {
   EXPECT_LT(timed("alone"), 1500ms) << "nothing in flight: nothing lingers";
 }
 
+// A handshake that ends frees its instance for the clients waiting on it.
+// The first woken may take an instance of another of its pools instead (a
+// selector names two): the freed one still goes to the next in line. Here
+// "multi" (pools a-new and b-one) and then "single" (b-one) wait while
+// b-one's only server is frozen mid-handshake; a-new gets an instance
+// meanwhile (becoming Ready wakes nobody that waits); b-one thaws.
+TEST(Allocation, AFreedInstanceGoesToTheNextWaitingClientWhenTheFirstTakesAnotherPool) {
+  Operator op("unblock");
+  ASSERT_TRUE(op.Start());
+  auto labeled = [](std::string yaml, const std::string& name) {
+    std::string plain = "metadata: {name: " + name + "}";
+    yaml.replace(yaml.find(plain), plain.size(), "metadata: {name: " + name + ", labels: {tier: x}}");
+    return yaml;
+  };
+  const std::string slow = "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n";
+  Apply(op, "b-one", labeled(GameServerPool("b-one", 1, 1, slow, "", /*capacity=*/1000), "b-one"));
+  Apply(op, "a-new", labeled(GameServerPool("a-new", 0, 1, slow, "", /*capacity=*/1000), "a-new"));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("b-one"), "ready") == 1; }));
+  auto b_instances = op.Instances("b-one");
+  ASSERT_EQ(b_instances.size(), 1u);
+  const int pid = PidOf(b_instances.at(0));
+  ASSERT_GT(pid, 0);
+  ::kill(pid, SIGSTOP);
+  http::HttpResult hold, multi, single;
+  std::vector<std::thread> threads;
+  auto thaw = [&] {
+    ::kill(pid, SIGCONT);
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  };
+  struct Guard {
+    std::function<void()> fn;
+    ~Guard() { fn(); }
+  } guard{thaw};
+  auto in_flight = [&](const std::string& id) {
+    return Eventually([&] { return op.Request(id, "", {}, "GET").status == 202; }, 5s);
+  };
+  threads.emplace_back([&] { hold = op.Request("hold", "?pool=b-one"); });
+  EXPECT_TRUE(in_flight("hold"));
+  threads.emplace_back([&] { multi = op.Request("multi", "?selector=tier%3Dx"); });
+  EXPECT_TRUE(in_flight("multi"));
+  threads.emplace_back([&] { single = op.Request("single", "?pool=b-one"); });
+  EXPECT_TRUE(in_flight("single"));
+  Apply(op, "a-new", labeled(GameServerPool("a-new", 1, 1, slow, "", /*capacity=*/1000), "a-new"));
+  EXPECT_TRUE(Eventually([&] { return Count(op.Pool("a-new"), "ready") == 1; }));
+  thaw();
+  EXPECT_EQ(hold.status, 200) << hold.body << hold.error;
+  EXPECT_EQ(multi.status, 200) << multi.body << multi.error;
+  EXPECT_EQ(single.status, 200) << single.body << single.error << " (left waiting beside a free instance)";
+  auto b_ports = ControlPorts(op, "b-one");
+  ASSERT_EQ(b_ports.size(), 1u);
+  EXPECT_TRUE(Verifies(b_ports.begin()->second, "hold"));
+  EXPECT_TRUE(Verifies(b_ports.begin()->second, "single"));
+  EXPECT_TRUE(ControlPorts(op, "a-new").contains(multi.body)) << multi.body;
+}
+
 TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
   Operator op("durable");
   ASSERT_TRUE(op.Start());
