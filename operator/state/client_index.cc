@@ -41,11 +41,11 @@ void ClientIndex::Set(std::string_view client, const Instance* instance) {
 }
 
 void ClientIndex::Reserve(std::size_t clients) {
-  // The hash spreads clients evenly; an eighth more covers a shard's share
-  // varying (a shard that outgrows it rehashes only itself).
   // A few clients: the tables grow as they come (sizing all of them
   // would cost a pool of one client a table per shard).
   if (clients < kShards * 8) return;
+  // The hash spreads clients evenly; an eighth more covers a shard's share
+  // varying (a shard that outgrows it rehashes only itself).
   std::size_t per_shard = clients / kShards;
   per_shard += per_shard / 8 + 8;
   for (auto& t : shards_->tables) {
