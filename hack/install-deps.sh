@@ -14,7 +14,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libyaml-cpp-dev libjwt-dev libvalijson-dev libcli11-dev libssl-dev
-  prometheus-cpp-dev libfyaml-dev
+  prometheus-cpp-dev libfyaml-dev libjemalloc-dev
   openssl
   prometheus
   docker-registry
