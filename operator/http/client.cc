@@ -1,5 +1,7 @@
 #include "operator/http/client.h"
 
+#include "operator/http/wire.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -11,13 +13,15 @@ namespace mm::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
+// The io_context's executor type, not any_io_executor (see server.cc).
+using TcpStream = beast::basic_stream<net::ip::tcp, net::io_context::executor_type>;
 
 struct KeepAliveClient::Impl : std::enable_shared_from_this<KeepAliveClient::Impl> {
   Impl(net::io_context& io, std::size_t cap) : io(io), cap(cap) {}
   net::io_context& io;
   std::size_t cap;
   std::size_t opened = 0;
-  std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  std::map<std::string, std::vector<std::unique_ptr<TcpStream>>> idle;
 };
 
 namespace {
@@ -29,15 +33,17 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
         key_(req_.host + ":" + std::to_string(req_.port)) {}
 
   void Start() {
-    msg_.method_string(req_.method);
-    msg_.target(req_.target);
-    msg_.version(11);
-    msg_.set(bhttp::field::host, req_.host);
-    msg_.set(bhttp::field::user_agent, "matchmakerd");
-    msg_.keep_alive(true);
-    if (!req_.content_type.empty()) msg_.set(bhttp::field::content_type, req_.content_type);
-    msg_.body() = req_.body;
-    msg_.prepare_payload();
+    bhttp::request<bhttp::string_body> msg;
+    msg.method_string(req_.method);
+    msg.target(req_.target);
+    msg.version(11);
+    msg.set(bhttp::field::host, req_.host);
+    msg.set(bhttp::field::user_agent, "matchmakerd");
+    msg.keep_alive(true);
+    if (!req_.content_type.empty()) msg.set(bhttp::field::content_type, req_.content_type);
+    msg.body() = req_.body;
+    msg.prepare_payload();
+    if (!wire::Serialize(msg, wire_)) return Fail("cannot serialize the request");
     auto& idle = pool_->idle[key_];
     if (!idle.empty()) {
       stream_ = std::move(idle.back());
@@ -53,7 +59,7 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
     beast::error_code ec;
     auto addr = net::ip::make_address(req_.host, ec);
     if (ec) return Fail("bad address " + req_.host);
-    stream_ = std::make_unique<beast::tcp_stream>(pool_->io);
+    stream_ = std::make_unique<TcpStream>(pool_->io);
     reused_ = false;
     ++pool_->opened;
     stream_->expires_after(req_.timeout);
@@ -67,7 +73,7 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
 
   void Write() {
     stream_->expires_after(req_.timeout);
-    bhttp::async_write(*stream_, msg_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    net::async_write(*stream_, net::buffer(wire_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->RetryOrFail(ec, "write: " + ec.message());
       self->parser_.emplace();
       self->parser_->body_limit(1024 * 1024);
@@ -119,9 +125,9 @@ class PooledCall : public std::enable_shared_from_this<PooledCall> {
   ClientRequest req_;
   std::function<void(ClientResponse)> done_;
   std::string key_;
-  std::unique_ptr<beast::tcp_stream> stream_;
+  std::unique_ptr<TcpStream> stream_;
   bool reused_ = false;
-  bhttp::request<bhttp::string_body> msg_;
+  std::string wire_;  // msg serialized, written again on a retry
   beast::flat_buffer buffer_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
 };
