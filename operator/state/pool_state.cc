@@ -54,17 +54,17 @@ void PoolState::IndexShape(const Instance& i, int sign) {
     plan_index_.Add(i);
     if (i.suspect) return;  // circuit open: offered again once a probe answers
     if (i.state == InstanceState::kAllocated) {
-      partial_.emplace(-static_cast<int>(i.reservations.size()), i.name);
+      partial_.emplace(-static_cast<int>(i.reservations.size()), i.name, &i);
     } else if (i.state == InstanceState::kReady) {
-      ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name);
+      ready_.emplace(i.template_hash != template_hash_, i.ready_at, i.name, &i);
     } else if (i.state == InstanceState::kFull) {
-      full_.emplace(i.asked_at, i.name);
+      full_.emplace(i.asked_at, i.name, &i);
     }
   } else {
     plan_index_.Remove(i);
-    partial_.erase({-static_cast<int>(i.reservations.size()), i.name});
-    ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name});
-    full_.erase({i.asked_at, i.name});
+    partial_.erase({-static_cast<int>(i.reservations.size()), i.name, &i});
+    ready_.erase({i.template_hash != template_hash_, i.ready_at, i.name, &i});
+    full_.erase({i.asked_at, i.name, &i});
   }
 }
 
@@ -149,7 +149,7 @@ std::vector<const Instance*> PoolState::FullToAsk(TimePoint now, std::chrono::mi
   std::vector<const Instance*> out;
   for (auto it = full_.begin(); it != full_.end() && out.size() < max; ++it) {
     if (std::get<0>(*it) + cooldown > now) break;  // ordered by when last asked
-    out.push_back(&instances_.at(std::get<1>(*it)));
+    out.push_back(std::get<2>(*it));
   }
   return out;
 }
@@ -158,10 +158,10 @@ std::vector<const Instance*> PoolState::Candidates(std::size_t max) const {
   std::vector<const Instance*> out;
   out.reserve(std::min(max, partial_.size() + ready_.size()));
   for (auto it = partial_.begin(); it != partial_.end() && out.size() < max; ++it) {
-    out.push_back(&instances_.at(std::get<1>(*it)));
+    out.push_back(std::get<2>(*it));
   }
   for (auto it = ready_.begin(); it != ready_.end() && out.size() < max; ++it) {
-    out.push_back(&instances_.at(std::get<2>(*it)));
+    out.push_back(std::get<3>(*it));
   }
   return out;
 }

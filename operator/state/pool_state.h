@@ -8,6 +8,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -109,9 +110,13 @@ class PoolState {
   api::ServerPool pool_;
   std::string template_hash_;
   std::unordered_map<std::string, Instance> instances_;
-  std::set<std::tuple<int, std::string>> partial_;  // (-reservations, name)
-  std::set<std::tuple<bool, TimePoint, std::string>> ready_;  // (outdated, ready_at, name)
-  std::set<std::tuple<TimePoint, std::string>> full_;  // (asked_at, name)
+  // The allocator's orders. Each entry views its instance's name and points
+  // at it (instances_'s nodes do not move; an instance leaves these sets
+  // before it changes or goes): no copy of the name per change, no lookup
+  // per candidate. Names are unique, so the pointer never decides the order.
+  std::set<std::tuple<int, std::string_view, const Instance*>> partial_;  // (-reservations, name)
+  std::set<std::tuple<bool, TimePoint, std::string_view, const Instance*>> ready_;  // (outdated, ready_at, name)
+  std::set<std::tuple<TimePoint, std::string_view, const Instance*>> full_;  // (asked_at, name)
   ClientIndex clients_;  // client -> instance; keys view ids in instances_
   PlanIndex plan_index_;
   int counts_[kInstanceStates] = {};
