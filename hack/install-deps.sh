@@ -5,6 +5,9 @@
 # clang and its libFuzzer runtime: the fuzz targets, hack/fuzz.sh;
 # docker-registry: the registry the pull e2e tests push to and pull from;
 # iproute2 and iptables: the network namespaces of hack/swarm-nodes.sh.)
+#   hack/install-deps.sh          what building and every test need
+#   hack/install-deps.sh --bench  and what bench/ needs besides: wrk, time,
+#                                 valgrind (bench/lib.sh calls this)
 set -euo pipefail
 
 packages=(
@@ -20,6 +23,10 @@ packages=(
   docker-registry
   iproute2 iptables
 )
+
+if [ "${1:-}" = --bench ]; then
+  packages+=(wrk time valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
