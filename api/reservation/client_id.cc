@@ -1,16 +1,23 @@
 #include "api/reservation/client_id.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 
 namespace mm::reservation {
 namespace {
 
-bool IsUnreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-         c == '~';
-}
+// RFC 3986's unreserved characters, as a table: one load per character.
+constexpr std::array<bool, 256> kUnreserved = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+  }
+  return t;
+}();
+
+bool IsUnreserved(unsigned char c) { return kUnreserved[c]; }
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -128,6 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers.reserve(static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
     for (const auto& f : msg) {
       req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     }
