@@ -2,7 +2,7 @@
 # User-space instructions of matchmakerd per allocation (issue 19), counted
 # by valgrind's callgrind: unlike CPU time on a shared VM (which drifts by
 # 10-20% between runs minutes apart), the count repeats within about 1%, so
-# it can tell a 5% change in one pair of runs. It counts what matchmakerd's
+# it can tell a 3% change in one pair of runs. It counts what matchmakerd's
 # own code and libraries execute, not the kernel (system calls, the
 # loopback) and not cache misses: a ratio of these is not a ratio of CPU
 # time; bench/cpu_per_alloc.sh measures that.
