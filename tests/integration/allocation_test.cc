@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <functional>
 #include <thread>
 
 #include "tests/support/jwt_sign.h"
@@ -42,6 +41,31 @@ bool Verifies(std::uint16_t control_port, const std::string& client_encoded) {
 void Apply(Operator& op, const std::string& name, const std::string& yaml) {
   auto r = op.Call("PUT", std::string(kPools) + "/" + name, yaml);
   ASSERT_TRUE(r.status == 200 || r.status == 201) << r.body;
+}
+
+// Game servers stopped (SIGSTOP) mid-test, and the client threads whose
+// requests hang on them: resumed and joined by Thaw, or at scope exit
+// however the test ends. Declare what the threads write before it.
+struct FrozenServers {
+  explicit FrozenServers(std::vector<int> stopped) : pids(std::move(stopped)) {
+    for (int pid : pids) ::kill(pid, SIGSTOP);
+  }
+  ~FrozenServers() { Thaw(); }
+  void Thaw() {
+    for (int pid : pids) ::kill(pid, SIGCONT);
+    pids.clear();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::vector<int> pids;
+  std::vector<std::thread> threads;
+};
+
+// A client's handshake has started once its attempt is in flight: its
+// lookup answers 202 (the attempt begins its handshake in one step).
+bool InFlight(Operator& op, const std::string& id) {
+  return Eventually([&] { return op.Request(id, "", {}, "GET").status == 202; }, 5s);
 }
 
 TEST(Allocation, PacksPlayersThenUsesWarmInstances) {
@@ -266,10 +290,7 @@ TEST(Allocation, JournalLingersWhileManyHandshakesAreInFlight) {
   std::vector<int> pids;
   for (const auto& inst : op.Instances("eu")) pids.push_back(PidOf(inst));
   ASSERT_EQ(pids.size(), 4u);
-  for (int pid : pids) {
-    ASSERT_GT(pid, 0);
-    ::kill(pid, SIGSTOP);
-  }
+  for (int pid : pids) ASSERT_GT(pid, 0);
   auto timed = [&](const std::string& id) {
     auto start = std::chrono::steady_clock::now();
     auto r = op.Request(id, "?pool=us");
@@ -277,32 +298,18 @@ TEST(Allocation, JournalLingersWhileManyHandshakesAreInFlight) {
     return std::chrono::steady_clock::now() - start;
   };
   std::vector<http::HttpResult> frozen(3);
-  std::vector<std::thread> threads;
-  // Thawed and joined however the test ends.
-  auto thaw = [&] {
-    for (int pid : pids) ::kill(pid, SIGCONT);
-    for (auto& t : threads) {
-      if (t.joinable()) t.join();
-    }
-  };
-  struct Guard {
-    std::function<void()> fn;
-    ~Guard() { fn(); }
-  } guard{thaw};
-  // A client's handshake has started once its attempt is in flight: its
-  // Lookup answers 202 (the attempt begins its handshake in one step).
-  auto in_flight = [&](const std::string& id) {
-    return Eventually([&] { return op.Request(id, "", {}, "GET").status == 202; }, 5s);
-  };
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { frozen[i] = op.Request("hang" + std::to_string(i), "?pool=eu"); });
-  EXPECT_TRUE(in_flight("hang0") && in_flight("hang1"));  // nobody waits for an instance: one is free
+  FrozenServers servers(pids);
+  for (int i = 0; i < 2; ++i) {
+    servers.threads.emplace_back([&, i] { frozen[i] = op.Request("hang" + std::to_string(i), "?pool=eu"); });
+  }
+  EXPECT_TRUE(InFlight(op, "hang0") && InFlight(op, "hang1"));  // nobody waits for an instance: one is free
   // The reservation of under-two is judged without its own handshake
   // (ended): two others are in flight, fewer than 3.
   auto two = timed("under-two");
-  threads.emplace_back([&] { frozen[2] = op.Request("hang2", "?pool=eu"); });
-  EXPECT_TRUE(in_flight("hang2"));
+  servers.threads.emplace_back([&] { frozen[2] = op.Request("hang2", "?pool=eu"); });
+  EXPECT_TRUE(InFlight(op, "hang2"));
   auto three = timed("under-three");
-  thaw();
+  servers.Thaw();
   EXPECT_LT(two, 1500ms) << "two handshakes in flight are fewer than --journal-linger-handshakes";
   EXPECT_GE(three, 1500ms) << "three handshakes in flight: a write lingers";
   for (int i = 0; i < 3; ++i) {
@@ -335,31 +342,17 @@ TEST(Allocation, AFreedInstanceGoesToTheNextWaitingClientWhenTheFirstTakesAnothe
   ASSERT_EQ(b_instances.size(), 1u);
   const int pid = PidOf(b_instances.at(0));
   ASSERT_GT(pid, 0);
-  ::kill(pid, SIGSTOP);
   http::HttpResult hold, multi, single;
-  std::vector<std::thread> threads;
-  auto thaw = [&] {
-    ::kill(pid, SIGCONT);
-    for (auto& t : threads) {
-      if (t.joinable()) t.join();
-    }
-  };
-  struct Guard {
-    std::function<void()> fn;
-    ~Guard() { fn(); }
-  } guard{thaw};
-  auto in_flight = [&](const std::string& id) {
-    return Eventually([&] { return op.Request(id, "", {}, "GET").status == 202; }, 5s);
-  };
-  threads.emplace_back([&] { hold = op.Request("hold", "?pool=b-one"); });
-  EXPECT_TRUE(in_flight("hold"));
-  threads.emplace_back([&] { multi = op.Request("multi", "?selector=tier%3Dx"); });
-  EXPECT_TRUE(in_flight("multi"));
-  threads.emplace_back([&] { single = op.Request("single", "?pool=b-one"); });
-  EXPECT_TRUE(in_flight("single"));
+  FrozenServers servers({pid});
+  servers.threads.emplace_back([&] { hold = op.Request("hold", "?pool=b-one"); });
+  EXPECT_TRUE(InFlight(op, "hold"));
+  servers.threads.emplace_back([&] { multi = op.Request("multi", "?selector=tier%3Dx"); });
+  EXPECT_TRUE(InFlight(op, "multi"));
+  servers.threads.emplace_back([&] { single = op.Request("single", "?pool=b-one"); });
+  EXPECT_TRUE(InFlight(op, "single"));
   Apply(op, "a-new", labeled(GameServerPool("a-new", 1, 1, slow, "", /*capacity=*/1000), "a-new"));
   EXPECT_TRUE(Eventually([&] { return Count(op.Pool("a-new"), "ready") == 1; }));
-  thaw();
+  servers.Thaw();
   EXPECT_EQ(hold.status, 200) << hold.body << hold.error;
   EXPECT_EQ(multi.status, 200) << multi.body << multi.error;
   EXPECT_EQ(single.status, 200) << single.body << single.error << " (left waiting beside a free instance)";
