@@ -31,10 +31,7 @@ printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgr
 chmod +x "$vbin/matchmakerd"
 write_ids_lua "$dir/ids.lua" instr
 write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-# wrk's connections all come from 127.0.0.1: lift the per-source cap where
-# the binary has one (older ones have none).
-flags=()
-"$bin/matchmakerd" --help 2>&1 | grep -q -- --max-connections-per-source && flags=(--max-connections-per-source 0)
+wrk_flags "$bin"
 start_matchmakerd "$vbin" "$dir" "${flags[@]}"
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 wrk -t1 -c "$conns" -d 3s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up

@@ -51,6 +51,16 @@ stop_instances() {
   return 0
 }
 
+# wrk_flags BIN: sets flags to what BIN/matchmakerd needs under wrk, whose
+# connections all come from 127.0.0.1: the per-source cap lifted, where the
+# binary has one (older ones have none, and refuse the flag).
+wrk_flags() {
+  flags=()
+  if "$1/matchmakerd" --help 2>&1 | grep -q -- --max-connections-per-source; then
+    flags=(--max-connections-per-source 0)
+  fi
+}
+
 # bench_workdir: sets dir to a new temporary directory, and on exit stops
 # what the bench started (jobs, processes naming dir, the instances of
 # dir/data) and removes it.

@@ -15,7 +15,8 @@ write_ids_lua "$dir/ids.lua" mem
 write_capacity_pool "$dir/pool.yaml" "$bin" 4
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
+wrk_flags "$bin"
+start_matchmakerd "$bin" "$dir" "${flags[@]}"
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 before=$(rss_kb "$pid")
 wrk -t1 -c 64 -d "${secs}s" -s "$dir/ids.lua" "http://$client/request" > "$dir/wrk.out"
@@ -27,7 +28,7 @@ ls -l "$dir/data/state" | awk 'NR > 1 {print "state file:", $NF, $5, "bytes"}'
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 t0=$(date +%s%N)
-start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
+start_matchmakerd "$bin" "$dir" "${flags[@]}"
 for _ in $(seq 6000); do
   "$bin/mmctl" --server "http://$admin" health --ready > /dev/null 2>&1 && break
   sleep 0.005

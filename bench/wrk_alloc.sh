@@ -21,7 +21,8 @@ request = function()
 end
 LUA
 write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-start_matchmakerd "$bin" "$dir" --max-connections-per-source 0
+wrk_flags "$bin"
+start_matchmakerd "$bin" "$dir" "${flags[@]}"
 "$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
 "$bin/mm-gameserver" --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 1000000 > "$dir/gs.out" 2>&1 &
 for _ in $(seq 100); do grep -q "control=" "$dir/gs.out" && break; sleep 0.1; done
