@@ -357,13 +357,31 @@ struct Allocator::Impl : std::enable_shared_from_this<Allocator::Impl> {
     auto* ps = controller.Find(pool);
     const Instance* inst = ps ? ps->Find(name) : nullptr;
     if (!inst) return Try(a);
+    // Busy at once: no other attempt picks it while its intent is written.
+    SetBusy(pool, name);
     // Recorded before the server is asked: after a crash here, the slot it
     // may grant is not forgotten.
-    if (auto err = controller.Intend(pool, name, a->client, a->metadata)) {
-      spdlog::debug("pool {}: {}", pool, *err);  // the journal's own error is logged once
-      return Finish(a, Unavailable("cannot record the handshake: " + *err));
+    controller.Intend(pool, name, a->client, a->metadata,
+                      [self = shared_from_this(), a, pool, name, retries_left](std::optional<std::string> err) {
+                        if (!err) return self->Ask(a, pool, name, retries_left);
+                        // The journal's own error is logged once.
+                        spdlog::debug("pool {}: {}", pool, *err);
+                        self->SetIdle(pool, name);
+                        self->Finish(a, Unavailable("cannot record the handshake: " + *err));
+                        self->Unblock(pool);
+                      });
+  }
+
+  // The intent is on disk: the handshake itself.
+  void Ask(const std::shared_ptr<Attempt>& a, const std::string& pool, const std::string& name, int retries_left) {
+    auto* ps = controller.Find(pool);
+    const Instance* inst = ps ? ps->Find(name) : nullptr;
+    if (!inst) {  // gone while its intent was written
+      controller.Settle(pool, name, a->client);
+      SetIdle(pool, name);
+      Try(a);
+      return Unblock(pool);
     }
-    SetBusy(pool, name);
     const auto& policy = ps->pool().spec.reservation;
     http::ClientRequest hreq{inst->control_host, static_cast<std::uint16_t>(inst->control_port), "POST",
                              "/reservation/" + reservation::PercentEncode(a->client), "",

@@ -115,6 +115,7 @@ struct Controller::Impl {
   ControllerOptions options;
   Journal journal;
   store::IntentLog intents;
+  std::vector<Controller::Intended> intended;  // waiting for the staged intents' write
   // Liveness probes after Ready: one keep-alive connection per instance,
   // one probe chain per instance ("pool/name" while it runs).
   http::KeepAliveClient probes;
@@ -944,13 +945,21 @@ void Controller::Persist(const Instance& instance, std::function<void(std::optio
          std::move(done));
 }
 
-std::optional<std::string> Controller::Intend(const std::string& pool, const std::string& instance,
-                                              const std::string& client, const std::string& metadata) {
-  auto err = impl_->intents.Add(IntentKey(pool, instance, client), ReservationValue(client, metadata));
-  // The disk is likely full: a tracked journal write marks the journal
-  // failing (readyz, no creates) and is retried until the disk takes it.
-  if (err) Commit({{store::Op::kPut, "health/intents", state::FormatTime(state::Clock::now())}}, nullptr);
-  return err;
+void Controller::Intend(const std::string& pool, const std::string& instance, const std::string& client,
+                        const std::string& metadata, Intended then) {
+  impl_->intents.Stage(IntentKey(pool, instance, client), ReservationValue(client, metadata));
+  impl_->intended.push_back(std::move(then));
+  if (impl_->intended.size() > 1) return;  // the write is already posted
+  net::post(impl_->io, [this, alive = std::weak_ptr<bool>(impl_->alive)] {
+    if (auto a = alive.lock(); !a || !*a) return;
+    auto waiting = std::move(impl_->intended);
+    impl_->intended.clear();
+    auto err = impl_->intents.Flush();
+    // The disk is likely full: a tracked journal write marks the journal
+    // failing (readyz, no creates) and is retried until the disk takes it.
+    if (err) Commit({{store::Op::kPut, "health/intents", state::FormatTime(state::Clock::now())}}, nullptr);
+    for (auto& then : waiting) then(err);
+  });
 }
 
 void Controller::Settle(const std::string& pool, const std::string& instance, const std::string& client) {

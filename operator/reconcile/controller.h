@@ -129,11 +129,15 @@ class Controller {
   // kept and retried until it lands (see Journal).
   using Durable = std::function<void(std::optional<std::string> error)>;
   // Before asking `instance` for a slot for `client`: records the intent
-  // (see store::IntentLog); an error means the handshake must not start.
-  // `metadata`: the match metadata (JSON object text, "" for none) sent
-  // with the handshake; kept with the intent and then the reservation.
-  std::optional<std::string> Intend(const std::string& pool, const std::string& instance, const std::string& client,
-                                    const std::string& metadata = "");
+  // (see store::IntentLog). The intents recorded in one turn of the io loop
+  // are written together, by a handler posted after them; `then` runs (io
+  // thread) once they are on disk (nullopt), or with the error, and then
+  // the handshake must not start. `metadata`: the match metadata (JSON
+  // object text, "" for none) sent with the handshake; kept with the intent
+  // and then the reservation.
+  using Intended = std::function<void(std::optional<std::string> error)>;
+  void Intend(const std::string& pool, const std::string& instance, const std::string& client,
+              const std::string& metadata, Intended then);
   // The handshake ended without a slot (403, no answer): the intent goes.
   void Settle(const std::string& pool, const std::string& instance, const std::string& client);
   // `client` holds a slot on `instance` (the server answered 200); the

@@ -41,23 +41,45 @@ IntentLog::~IntentLog() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::optional<std::string> IntentLog::Add(const std::string& key, const std::string& value) {
-  std::string rec = Store::EncodeRecord({Op::kPut, key, value});
-  ssize_t n = ::write(fd_, rec.data(), rec.size());
-  if (n != static_cast<ssize_t>(rec.size())) {
-    std::string err = n < 0 ? std::strerror(errno) : "short write";
-    if (n > 0) (void)::ftruncate(fd_, static_cast<off_t>(bytes_));  // no torn record before the next
-    return "intent log: " + err;
+void IntentLog::Stage(const std::string& key, const std::string& value) {
+  pending_ += Store::EncodeRecord({Op::kPut, key, value});
+  // A key already live (a handshake asked again) stays live if this write
+  // fails: its earlier record is on disk.
+  if (live_.insert_or_assign(key, value).second) staged_.push_back(key);
+}
+
+std::optional<std::string> IntentLog::Flush() {
+  if (pending_.empty()) return std::nullopt;
+  ssize_t n = ::write(fd_, pending_.data(), pending_.size());
+  if (n == static_cast<ssize_t>(pending_.size())) {
+    bytes_ += pending_.size();
+    pending_.clear();
+    staged_.clear();
+    return std::nullopt;
   }
-  bytes_ += rec.size();
-  live_[key] = value;
-  return std::nullopt;
+  std::string err = n < 0 ? std::strerror(errno) : "short write";
+  if (n > 0) (void)::ftruncate(fd_, static_cast<off_t>(bytes_));  // no torn record before the next
+  // Not on disk: those handshakes do not start. (A delete that waited with
+  // them is lost too, which leaves its intent "maybe held": the safe side.)
+  for (const auto& key : staged_) live_.erase(key);
+  pending_.clear();
+  staged_.clear();
+  return "intent log: " + err;
+}
+
+std::optional<std::string> IntentLog::Add(const std::string& key, const std::string& value) {
+  Stage(key, value);
+  return Flush();
 }
 
 void IntentLog::Remove(const std::string& key, bool record) {
   // A settled key is written again only when asked (a release of a slot
   // whose intent record may have been left behind).
   if (live_.erase(key) == 0 && !record) return;
+  if (!pending_.empty()) {
+    if (record) pending_ += Store::EncodeRecord({Op::kDelete, key, ""});
+    return;
+  }
   if (bytes_ > kCompactAfter) return live_.empty() ? Clear() : Rewrite();
   if (!record) return;
   std::string rec = Store::EncodeRecord({Op::kDelete, key, ""});

@@ -8,7 +8,9 @@
 //
 // Records are written with write(2) and no fsync, in the journal's record
 // format: an intent survives the process (kill -9, OOM kill), not the
-// machine, and costs a system call rather than a disk flush per allocation.
+// machine. Intents are staged and written together (Flush): the handshakes
+// that start in one turn of the io loop cost one system call between them,
+// not a disk flush, nor a system call, each.
 //
 // Not thread-safe: one owner (matchmakerd's io thread).
 
@@ -17,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace mm::store {
 
@@ -31,13 +34,23 @@ class IntentLog {
 
   // key -> value, as left by the previous process.
   const std::map<std::string, std::string>& recovered() const { return recovered_; }
-  // Records an intent; an error message when it could not be written.
+  // Records an intent in memory; on disk at the next Flush, which must
+  // succeed before its handshake starts.
+  void Stage(const std::string& key, const std::string& value);
+  // Writes what was staged (and the deletes since) with one write(2); an
+  // error message when it could not be written, and then the intents
+  // staged since the last Flush are dropped (their handshakes must not
+  // start; a key that was live before stays). Nothing staged: nothing
+  // written.
+  std::optional<std::string> Flush();
+  // Stage and Flush of one intent.
   std::optional<std::string> Add(const std::string& key, const std::string& value);
   // The intent is settled. `record` false skips the delete record: for an
   // intent whose outcome the journal holds durably, recovery finds the same
   // answer there, so a leftover record is harmless (it saves a system call
   // per allocation). With `record`, the delete is written even for a key
-  // already settled that way.
+  // already settled that way. While intents are staged, the delete record
+  // waits with them (the file keeps the order of the calls).
   void Remove(const std::string& key, bool record = true);
 
  private:
@@ -45,6 +58,8 @@ class IntentLog {
   int fd_ = -1;
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, std::string> live_;  // key -> value
+  std::string pending_;                                // records not yet written
+  std::vector<std::string> staged_;                    // keys new to live_ since the last Flush
 
   void Clear();    // no live intent: the file back to empty
   void Rewrite();  // the live intents only, into a fresh file

@@ -402,6 +402,45 @@ TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
   }
 }
 
+
+// matchmakerd killed while a handshake is in flight: the server (frozen
+// until then) reads the request from its socket and grants the slot after
+// the daemon died, so no journal record can know of it. The intent, on
+// disk before the request went out, brings it back: after the restart the
+// daemon counts the client on that server at once, and she gets it again.
+TEST(Allocation, AHandshakeInFlightAtKill9IsHeldAfterTheRestart) {
+  Operator op("intent");
+  ASSERT_TRUE(op.Start());
+  Apply(op, "eu", GameServerPool("eu", 1, 1, "  reservation: {timeoutMs: 30000}\n  health: {periodMs: 30000}\n", "",
+                                  /*capacity=*/10));
+  ASSERT_TRUE(Eventually([&] { return Count(op.Pool("eu"), "ready") == 1; }));
+  auto ports = ControlPorts(op, "eu");
+  ASSERT_EQ(ports.size(), 1u);
+  const auto [address, port] = *ports.begin();
+  const auto instance = op.Instances("eu").at(0);
+  const std::string name(instance.at("name").as_string());
+  const int pid = PidOf(instance);
+  ASSERT_GT(pid, 0);
+  {
+    http::HttpResult lost;
+    FrozenServers servers({pid});
+    servers.threads.emplace_back([&] { lost = op.Request("alice", "?pool=eu"); });
+    ASSERT_TRUE(InFlight(op, "alice"));
+    op.Kill9();
+  }  // thawed: the server takes the request it was sent
+  ASSERT_TRUE(Eventually([&] { return Verifies(port, "alice"); })) << "the server granted the slot";
+  ASSERT_TRUE(op.Start());
+  bool held = false;
+  for (const auto& i : op.Instances("eu")) {
+    if (i.at("name").as_string() != name) continue;
+    for (const auto& c : i.at("reservations").as_array()) held = held || c.as_string() == "alice";
+  }
+  EXPECT_TRUE(held) << "the recovered intent is a reservation";
+  auto again = op.Request("alice", "?pool=eu");
+  EXPECT_EQ(again.status, 200) << again.body << again.error;
+  EXPECT_EQ(again.body, address);
+  EXPECT_TRUE(Verifies(port, "alice"));
+}
 TEST(Allocation, QueuedUntilAnInstanceIsReadyThenServed) {
   Operator op("queue");
   ASSERT_TRUE(op.Start());

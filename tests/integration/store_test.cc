@@ -3,6 +3,8 @@
 
 #include "operator/store/store.h"
 
+#include "operator/store/intent_log.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -694,6 +696,34 @@ void StoreTest::Kill9Round(int round, std::size_t kill_after_bytes, std::map<std
     present += want;
   }
   EXPECT_GT(present, 100u);
+}
+
+// Intents are staged and written together: nothing reaches the file before
+// Flush, everything after it, and a delete made while intents wait is
+// written after them (the file keeps the order of the calls).
+TEST_F(StoreTest, StagedIntentsReachTheFileTogetherAndInOrder) {
+  fs::create_directories(dir_);
+  const std::string path = dir() + "/intents";
+  using Map = std::map<std::string, std::string>;
+  {
+    IntentLog log(path);
+    log.Stage("intent/eu/a/alice", "alice");
+    log.Stage("intent/eu/b/bob", "bob");
+    EXPECT_EQ(fs::file_size(path), 0u) << "staged only";
+    EXPECT_EQ(log.Flush(), std::nullopt);
+    const auto written = fs::file_size(path);
+    EXPECT_GT(written, 0u);
+    EXPECT_EQ(log.Flush(), std::nullopt);
+    EXPECT_EQ(fs::file_size(path), written) << "nothing staged, nothing written";
+    log.Stage("intent/eu/a/carol", "carol");
+    log.Remove("intent/eu/b/bob");  // waits behind carol's put
+    log.Stage("intent/eu/a/dave", "dave");
+    log.Remove("intent/eu/a/dave");  // put then delete, in that order
+    EXPECT_EQ(fs::file_size(path), written);
+    EXPECT_EQ(log.Flush(), std::nullopt);
+  }  // the process ends with alice and carol in flight
+  IntentLog reopened(path);
+  EXPECT_EQ(reopened.recovered(), (Map{{"intent/eu/a/alice", "alice"}, {"intent/eu/a/carol", "carol"}}));
 }
 
 }  // namespace
