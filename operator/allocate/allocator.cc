@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <boost/container_hash/hash.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <algorithm>
 #include <deque>
 #include <set>
@@ -67,9 +69,11 @@ struct Queued {
 // Sets and maps of names looked up by string_view: no key is built to ask.
 struct NameHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const { return boost::hash<std::string_view>{}(s); }
 };
-using NameSet = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+// Open addressing: a lookup that misses (most of them: each candidate is
+// asked whether it is busy) rarely compares a string.
+using NameSet = boost::unordered_flat_set<std::string, NameHash, std::equal_to<>>;
 
 Result Unavailable(std::string message, int retry_after_s = 1) {
   Result r;

@@ -5,7 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <map>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <optional>
 #include <vector>
 
@@ -21,7 +21,8 @@ struct KeepAliveClient::Impl : std::enable_shared_from_this<KeepAliveClient::Imp
   net::io_context& io;
   std::size_t cap;
   std::size_t opened = 0;
-  std::map<std::string, std::vector<std::unique_ptr<TcpStream>>> idle;
+  // "host:port" -> its idle connections (looked up twice per call).
+  boost::unordered_flat_map<std::string, std::vector<std::unique_ptr<TcpStream>>> idle;
 };
 
 namespace {
@@ -144,7 +145,7 @@ void KeepAliveClient::Call(ClientRequest request, std::function<void(ClientRespo
 }
 
 void KeepAliveClient::Prune(const std::set<std::string>& live) {
-  std::erase_if(impl_->idle, [&](const auto& kv) { return !live.contains(kv.first); });
+  boost::unordered::erase_if(impl_->idle, [&](const auto& kv) { return !live.contains(kv.first); });
 }
 
 std::size_t KeepAliveClient::idle() const {
