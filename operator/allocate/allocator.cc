@@ -10,7 +10,6 @@
 #include <set>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "api/reservation/client_id.h"
 #include "operator/allocate/decisions.h"

@@ -245,18 +245,16 @@ TEST(Allocation, JournalLingersWhileClientsWaitForInstances) {
   ASSERT_EQ(instances.size(), 1u);
   const int pid = PidOf(instances.at(0));
   ASSERT_GT(pid, 0);
-  ::kill(pid, SIGSTOP);
   http::HttpResult ra, rb;
-  std::thread a([&] { ra = op.Request("frozen-a", "?pool=eu"); });
-  std::this_thread::sleep_for(300ms);
-  std::thread b([&] { rb = op.Request("frozen-b", "?pool=eu"); });
-  std::this_thread::sleep_for(300ms);  // one handshake hangs, the other client waits for it
+  FrozenServers servers({pid});
+  servers.threads.emplace_back([&] { ra = op.Request("frozen-a", "?pool=eu"); });
+  ASSERT_TRUE(InFlight(op, "frozen-a"));  // its handshake hangs
+  servers.threads.emplace_back([&] { rb = op.Request("frozen-b", "?pool=eu"); });
+  ASSERT_TRUE(InFlight(op, "frozen-b"));  // and this client waits for it
   auto start = std::chrono::steady_clock::now();
   auto rc = op.Request("other-c", "?pool=us");
   auto took = std::chrono::steady_clock::now() - start;
-  ::kill(pid, SIGCONT);
-  a.join();
-  b.join();
+  servers.Thaw();
   EXPECT_EQ(rc.status, 200) << rc.body;
   EXPECT_GE(took, 1500ms) << "a write lingers while a client waits for a busy instance (any pool's)";
   EXPECT_EQ(ra.status, 200) << ra.body << ra.error;
