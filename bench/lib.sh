@@ -1,7 +1,7 @@
 # Shared by the bench scripts (sourced): the wrk script that gives every
 # request a new client id, and a matchmakerd started on 127.0.0.1 ports the
 # kernel picks, waited for by its banner. What the benches need (wrk, time,
-# valgrind) is installed when one runs, not for the tests.
+# valgrind, perf) is installed when one runs, not for the tests.
 "$(dirname "${BASH_SOURCE[0]}")/../hack/install-deps.sh" --bench
 
 # write_ids_lua FILE PREFIX: every request a new Authorization (client id),

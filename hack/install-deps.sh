@@ -7,7 +7,7 @@
 # iproute2 and iptables: the network namespaces of hack/swarm-nodes.sh.)
 #   hack/install-deps.sh          what building and every test need
 #   hack/install-deps.sh --bench  and what bench/ needs besides: wrk, time,
-#                                 valgrind (bench/lib.sh calls this)
+#                                 valgrind, linux-perf (bench/lib.sh calls this)
 set -euo pipefail
 
 packages=(
@@ -25,7 +25,7 @@ packages=(
 )
 
 if [ "${1:-}" = --bench ]; then
-  packages+=(wrk time valgrind)
+  packages+=(wrk time valgrind linux-perf)
 fi
 
 missing=()
