@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <set>
 #include <sstream>
@@ -151,6 +152,57 @@ TEST(Operator, KilledInstanceIsReplaced) {
     auto names = Names(op.Instances("eu"), "Ready");
     return names.size() == 2 && !names.contains(victim) && op.ManagedPids().size() == 2;
   }));
+}
+
+// An instance starts clean: stdin from /dev/null, stdout and stderr to its
+// log, nothing else of matchmakerd's open (its listening sockets, its
+// journal), its own session, no signal blocked or ignored.
+TEST(Operator, AnInstanceInheritsNothingButItsLog) {
+  Operator op("clean");
+  ASSERT_TRUE(op.Start());
+  ASSERT_EQ(op.Call("PUT", std::string(kPools) + "/eu", CommandPool("eu", 1, 1, "[sleep, \"60\"]")).status, 201);
+  int pid = 0;
+  ASSERT_TRUE(Eventually([&] {
+    auto instances = op.Instances("eu");
+    pid = instances.empty() || !instances[0].as_object().contains("backendId") ? 0 : PidOf(instances[0]);
+    return pid > 0;
+  }));
+  const std::string proc = "/proc/" + std::to_string(pid);
+  auto fds = [&] {
+    std::map<int, std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(proc + "/fd")) {
+      std::error_code ec;
+      out[std::stoi(e.path().filename().string())] = std::filesystem::read_symlink(e.path(), ec).string();
+    }
+    return out;
+  };
+  // Until sleep runs (exec'd, its libraries loaded and closed), it may
+  // hold more: an inherited descriptor never goes.
+  std::map<int, std::string> open;
+  Eventually([&] {
+    std::error_code ec;
+    open = fds();
+    return std::filesystem::read_symlink(proc + "/exe", ec).filename() == "sleep" && open.size() == 3;
+  }, 5s);
+  ASSERT_EQ(open.size(), 3u) << "fd " << open.rbegin()->first << " -> " << open.rbegin()->second;
+  EXPECT_EQ(open[0], "/dev/null");
+  EXPECT_NE(open[1].find("/logs/eu/"), std::string::npos) << open[1];
+  EXPECT_EQ(open[2], open[1]);
+  std::ifstream stat(proc + "/stat");
+  std::string field;
+  std::vector<std::string> fields;
+  while (stat >> field) fields.push_back(field);
+  ASSERT_GT(fields.size(), 6u);
+  EXPECT_EQ(fields[5], std::to_string(pid)) << "session id: its own session";
+  std::ifstream status(proc + "/status");
+  std::map<std::string, std::string> st;
+  for (std::string line; std::getline(status, line);) {
+    auto colon = line.find(':');
+    auto value = colon == std::string::npos ? colon : line.find_first_not_of(" \t", colon + 1);
+    if (value != std::string::npos) st[line.substr(0, colon)] = line.substr(value);
+  }
+  EXPECT_EQ(st["SigBlk"], "0000000000000000");
+  EXPECT_EQ(st["SigIgn"], "0000000000000000");
 }
 
 TEST(Operator, WarmLoweredThenRaised) {
