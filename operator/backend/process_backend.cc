@@ -344,8 +344,8 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
     return done("cannot open " + log_path);
   }
 
-  // Everything the child needs is built before vfork: after it, only
-  // system calls until exec.
+  // Everything the child needs is built before fork: after it, only
+  // async-signal-safe calls until exec.
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   std::vector<char*> argv, envp;
@@ -357,21 +357,14 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
   // Asio's sockets are not close-on-exec: without this, instances would
   // inherit (and keep open) our listening sockets.
   const int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 1 << 16));
-  // Signals stay blocked across vfork until the child has dropped our
+  // Signals stay blocked across fork until the child has dropped our
   // handlers: Asio's handler writes to a pipe the child shares with us, so a
   // SIGTERM sent to a child that has not exec'd yet would otherwise reach
   // *our* signal_set and stop matchmakerd.
   sigset_t all, saved;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &saved);
-  // vfork, not fork: the child borrows our memory until its exec (this
-  // thread waits meanwhile) instead of copying our page tables, a copy that
-  // (with the copy-on-write faults after it) grew with matchmakerd's size
-  // and stalled the io thread while thousands of instances were created.
-  // The child below touches only its own stack frame and makes system
-  // calls, as glibc's posix_spawn does in its CLONE_VM child (posix_spawn
-  // itself left glibc's internal signals blocked in the instance).
-  pid_t pid = ::vfork();
+  pid_t pid = ::fork();
   if (pid == 0) {
     for (int sig = 1; sig < NSIG; ++sig) {
       if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
@@ -396,7 +389,7 @@ void ProcessBackend::Create(const InstanceSpec& spec, std::function<void(CreateR
   ::close(null_fd);
   if (pid < 0) {
     release();
-    return done(std::string("vfork failed"));
+    return done(std::string("fork failed"));
   }
   auto st = ReadStat(pid);
   Impl::Proc proc{spec.pool, spec.name, st ? st->starttime : 0, true, ports, nullptr};
