@@ -238,7 +238,8 @@ TEST_F(MultiNode, InstancesSpreadLabelsPinAPoolAndClientsGetTheirNodesAddress) {
   // The warm instance that replaces alice's is created as the label goes:
   // swarm may reject it ("assigned node no longer meets constraints", a
   // CreateFailed retried later). Alice's instance is never ended for it.
-  for (const auto& e : json::parse(events).at("items").as_array()) {
+  const json::value listed = json::parse(events);  // kept: the loop walks into it
+  for (const auto& e : listed.at("items").as_array()) {
     std::string message(e.at("message").as_string());
     EXPECT_FALSE(message.find(alice_at) != std::string::npos &&
                  message.find("no longer meets constraints") != std::string::npos)
