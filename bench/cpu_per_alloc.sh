@@ -15,10 +15,7 @@ instances=${4:-4}
 bench_workdir
 
 write_ids_lua "$dir/ids.lua" cpu
-write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-wrk_flags "$bin"
-start_matchmakerd "$bin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" "$instances"
 wrk -t1 -c "$conns" -d 2s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up
 servers=$(pgrep -f "$bin/mm-gameserver" | tr '\n' ' ')
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }

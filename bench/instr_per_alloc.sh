@@ -30,10 +30,7 @@ printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgr
   "$dir" "$bin" > "$vbin/matchmakerd"
 chmod +x "$vbin/matchmakerd"
 write_ids_lua "$dir/ids.lua" instr
-write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-wrk_flags "$bin"
-start_matchmakerd "$vbin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" "$instances" "$vbin"
 wrk -t1 -c "$conns" -d 3s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up
 callgrind_control -z "$pid" > /dev/null 2>&1
 wrk -t1 -c "$conns" -d "${secs}s" -s "$dir/ids.lua" "http://$client/request" > "$dir/wrk.out"

@@ -87,6 +87,18 @@ spec:
 YAML
 }
 
+# serve_capacity_pool BIN WARM [MATCHMAKERD_DIR]: the pool of
+# write_capacity_pool (DIR/pool.yaml), served warm by matchmakerd with the
+# flags wrk needs: BIN's, or the one in MATCHMAKERD_DIR (a wrapper, such as
+# instr_per_alloc.sh's under callgrind). Sets pid, admin and client as
+# start_matchmakerd does.
+serve_capacity_pool() {
+  write_capacity_pool "$dir/pool.yaml" "$1" "$2"
+  wrk_flags "$1"
+  start_matchmakerd "${3:-$1}" "$dir" "${flags[@]}"
+  "$1/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+}
+
 # reservations: the live reservations of pool bench (the CLIENTS column of
 # its instances, summed), asked of the matchmakerd start_matchmakerd started.
 reservations() {

@@ -12,12 +12,9 @@ secs=${2:-20}
 bench_workdir
 
 write_ids_lua "$dir/ids.lua" mem
-write_capacity_pool "$dir/pool.yaml" "$bin" 4
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-wrk_flags "$bin"
-start_matchmakerd "$bin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" 4
 before=$(rss_kb "$pid")
 wrk -t1 -c 64 -d "${secs}s" -s "$dir/ids.lua" "http://$client/request" > "$dir/wrk.out"
 n=$(reservations)

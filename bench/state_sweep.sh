@@ -17,13 +17,10 @@ bench_workdir
 
 write_ids_lua "$dir/fill.lua" fill
 write_ids_lua "$dir/ids.lua" sweep
-write_capacity_pool "$dir/pool.yaml" "$bin" 4
 # wrk's figure in milliseconds ("593.12us", "1.23ms", "2.01s")
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 
-wrk_flags "$bin"
-start_matchmakerd "$bin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" 4
 wrk -t1 -c 8 -d 2s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up
 
 printf "%12s %10s %9s %9s %9s %8s\n" live "allocs/s" "p50 ms" "p99 ms" "max ms" "p99 ratio"

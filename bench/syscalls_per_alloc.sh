@@ -20,10 +20,7 @@ instances=${4:-32}
 bench_workdir
 
 write_ids_lua "$dir/ids.lua" sys
-write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-wrk_flags "$bin"
-start_matchmakerd "$bin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" "$instances"
 wrk -t1 -c "$conns" -d 2s -s "$dir/ids.lua" "http://$client/request" > /dev/null  # warm-up
 r0=$(reservations)
 perf stat -x, -o "$dir/stat.csv" -p "$pid" \

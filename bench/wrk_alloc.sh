@@ -20,10 +20,7 @@ request = function()
   return wrk.format("POST", "/reservation/floor-" .. n, nil, "")
 end
 LUA
-write_capacity_pool "$dir/pool.yaml" "$bin" "$instances"
-wrk_flags "$bin"
-start_matchmakerd "$bin" "$dir" "${flags[@]}"
-"$bin/mmctl" --server "http://$admin" apply -f "$dir/pool.yaml" --wait > /dev/null
+serve_capacity_pool "$bin" "$instances"
 "$bin/mm-gameserver" --address 127.0.0.1 --control-port 0 --game-port 0 --capacity 1000000 > "$dir/gs.out" 2>&1 &
 for _ in $(seq 100); do grep -q "control=" "$dir/gs.out" && break; sleep 0.1; done
 gs=$(grep -o 'control=[0-9]*' "$dir/gs.out" | cut -d= -f2)
