@@ -67,11 +67,6 @@ std::optional<std::string> IntentLog::Flush() {
   return "intent log: " + err;
 }
 
-std::optional<std::string> IntentLog::Add(const std::string& key, const std::string& value) {
-  Stage(key, value);
-  return Flush();
-}
-
 void IntentLog::Remove(const std::string& key, bool record) {
   // A settled key is written again only when asked (a release of a slot
   // whose intent record may have been left behind).

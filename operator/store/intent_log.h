@@ -43,8 +43,6 @@ class IntentLog {
   // start; a key that was live before stays). Nothing staged: nothing
   // written.
   std::optional<std::string> Flush();
-  // Stage and Flush of one intent.
-  std::optional<std::string> Add(const std::string& key, const std::string& value);
   // The intent is settled. `record` false skips the delete record: for an
   // intent whose outcome the journal holds durably, recovery finds the same
   // answer there, so a leftover record is harmless (it saves a system call

@@ -400,7 +400,6 @@ TEST(Allocation, EveryAcknowledgedClientSurvivesKill9AndRestart) {
   }
 }
 
-
 // matchmakerd killed while a handshake is in flight: the server (frozen
 // until then) reads the request from its socket and grants the slot after
 // the daemon died, so no journal record can know of it. The intent, on
@@ -439,6 +438,7 @@ TEST(Allocation, AHandshakeInFlightAtKill9IsHeldAfterTheRestart) {
   EXPECT_EQ(again.body, address);
   EXPECT_TRUE(Verifies(port, "alice"));
 }
+
 TEST(Allocation, QueuedUntilAnInstanceIsReadyThenServed) {
   Operator op("queue");
   ASSERT_TRUE(op.Start());
